@@ -1,0 +1,114 @@
+//! Secrets engines. An engine is mounted at a path (`sys/mounts`) and answers
+//! logical requests for paths below it. It knows nothing of HTTP: the API layer
+//! turns HTTP into a [`Request`] and a [`Response`] or [`EngineError`] back into HTTP.
+
+pub mod kv;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::barrier::{BarrierError, View};
+
+/// What a request does, as ACL capabilities see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GET
+    Read,
+    /// LIST, or GET with `?list=true`
+    List,
+    /// POST/PUT on a path that does not exist yet (see [`Engine::exists`])
+    Create,
+    /// POST/PUT on a path that exists
+    Update,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+/// A request routed to an engine.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The operation.
+    pub operation: Operation,
+    /// The path below the mount point, without a leading `/` (e.g. `data/app/db`).
+    pub path: String,
+    /// The JSON body of a write (an empty map for reads).
+    pub data: Map<String, Value>,
+    /// Query parameters (`version`, `list`, ...).
+    pub query: HashMap<String, String>,
+    /// The mount point, with a trailing `/` (e.g. `secret/`).
+    pub mount_point: String,
+}
+
+impl Request {
+    /// A request with no body and no query.
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Request {
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            query: HashMap::new(),
+            mount_point: String::new(),
+        }
+    }
+}
+
+/// An engine's answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    /// The `data` of the envelope; `None` with status 200 becomes `204 No Content`.
+    pub data: Option<Value>,
+    /// `warnings` of the envelope.
+    pub warnings: Vec<String>,
+    /// HTTP status; 0 means the default (200, or 204 without data). KV v2 answers
+    /// 404 *with* data for a deleted or destroyed version, as Vault does.
+    pub status: u16,
+}
+
+impl Response {
+    /// 200 with `data`.
+    pub fn data(data: Value) -> Self {
+        Response { data: Some(data), ..Default::default() }
+    }
+
+    /// 204.
+    pub fn empty() -> Self {
+        Response::default()
+    }
+}
+
+/// Why an engine refused or failed a request. Each variant maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 400: the input is wrong; the message says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: nothing at this path. Vault answers `{"errors": []}`.
+    #[error("not found")]
+    NotFound,
+    /// 405: the path exists but does not support this operation.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 412-style conflict answered as 400 by Vault (e.g. check-and-set mismatch).
+    #[error("{0}")]
+    Conflict(String),
+    /// 500/503: the barrier or storage failed (sealed, corrupt, I/O).
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+}
+
+/// A mounted secrets engine.
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Answer one request; `view` holds this mount's storage.
+    async fn handle(&self, req: Request, view: &View) -> Result<Response, EngineError>;
+
+    /// Whether `path` already exists, to tell `create` from `update` for the ACL
+    /// check of a POST/PUT. Engines without the distinction answer `true` (update).
+    async fn exists(&self, _path: &str, _view: &View) -> Result<bool, EngineError> {
+        Ok(true)
+    }
+}
