@@ -10,3 +10,6 @@ pub mod engines;
 pub mod storage;
 pub mod cli;
 pub mod server;
+pub mod auth;
+pub mod seal;
+pub mod time;

@@ -40,6 +40,12 @@ pub struct SealFailed;
 #[derive(Clone, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
 pub struct Key(#[serde(with = "key_b64")] pub [u8; 32]);
 
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
 impl Key {
     /// A fresh key from the OS CSPRNG.
     pub fn generate() -> Self {
