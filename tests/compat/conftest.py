@@ -3,15 +3,17 @@
 Every test drives a real `cairn server` process on a loopback port with the
 unchanged Python client `hvac`, the way a Vault user would. Servers are started
 per test from a generated Vault-style HCL config (or `--dev`), polled on
-`sys/health` until they answer, and killed on teardown. Each server's combined
-stdout/stderr goes to a log file that the teardown searches for every token,
-unseal key and secret value the test registered with `server.remember(...)`:
-none of them may ever appear in a log.
+`sys/health` until they answer, and killed on teardown. Each server's stderr
+(its log) and stdout (the `--dev` banner) go to files that the teardown
+searches for every token, unseal key and secret value the test registered with
+`server.remember(...)`: none of them may ever appear in the log, and on stdout
+only what the dev banner shows on purpose (its root token and unseal key).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -76,15 +78,18 @@ class CairnServer:
         self.root_token = root_token
         self.extra_config = extra_config
         self.log_path = workdir / f"{name}.log"
+        self.stdout_path = workdir / f"{name}.stdout"
         self.config_path = workdir / f"{name}.hcl"
         self.proc: Optional[subprocess.Popen] = None
         self.port = 0
         self._sensitive: set[str] = set()
-        # Values that may appear in the log on purpose: `--dev` prints the root
-        # token it was given, as Vault's dev server does.
-        self._allowed_in_log: set[str] = set()
+        # Values that may appear on stdout on purpose: `--dev` prints its root
+        # token and unseal key in a banner, as Vault's dev server does.
+        self._allowed_on_stdout: set[str] = set()
         self._log_handle = None
+        self._out_handle = None
         self.starts = 0
+        self.dev_unseal_key: Optional[str] = None
 
     # ----------------------------------------------------------- lifecycle --
 
@@ -141,23 +146,27 @@ class CairnServer:
             self.port = free_port()
             if not self.dev:
                 self._write_config()
-            env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+            # The server sees no CAIRN_* / VAULT_* settings of the developer's shell.
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "VAULT_"))}
             env.setdefault("RUST_BACKTRACE", "1")
+            # Debug level for --dev too: a secret must not leak at any level.
+            env["CAIRN_LOG_LEVEL"] = "debug"
             self._log_handle = open(self.log_path, "ab")
-            self._log_handle.write(f"=== start {self.starts + 1}: {' '.join(self._command()[1:3])}\n".encode())
-            self._log_handle.flush()
+            self._out_handle = open(self.stdout_path, "ab")
             self.proc = subprocess.Popen(
-                self._command(), stdin=subprocess.DEVNULL, stdout=self._log_handle,
-                stderr=subprocess.STDOUT, cwd=self.workdir, env=env, start_new_session=True)
+                self._command(), stdin=subprocess.DEVNULL, stdout=self._out_handle,
+                stderr=self._log_handle, cwd=self.workdir, env=env, start_new_session=True)
             self.starts += 1
             ok, last_error = self._wait_ready()
             if ok:
+                if self.dev:
+                    self._adopt_dev_banner()
                 return self
             self._reap()
-            if "in use" not in self.log_text().lower():
+            if "in use" not in (self.log_text() + self.stdout_text()).lower():
                 break
         pytest.fail(f"cairn server {self.name} did not become ready: {last_error}\n"
-                    f"--- log tail ---\n{self.log_tail()}")
+                    f"--- stdout ---\n{self.stdout_text()[-2000:]}\n--- log tail ---\n{self.log_tail()}")
 
     def _wait_ready(self) -> tuple[bool, str]:
         # Ask for 200 whatever the seal state, so "answers" is all this waits for;
@@ -204,9 +213,24 @@ class CairnServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
+        for handle in (self._log_handle, self._out_handle):
+            if handle is not None:
+                handle.close()
+        self._log_handle = None
+        self._out_handle = None
+
+    def _adopt_dev_banner(self) -> None:
+        """Registers the dev banner's unseal key: allowed on stdout, never in the log."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            m = re.search(r"Unseal Key:\s*(\S+)", self.stdout_text())
+            if m:
+                self.dev_unseal_key = m.group(1)
+                self.remember(self.dev_unseal_key)
+                self._allowed_on_stdout.add(self.dev_unseal_key)
+                return
+            time.sleep(0.05)
+        pytest.fail(f"cairn server --dev printed no 'Unseal Key:' line on stdout:\n{self.stdout_text()[-2000:]}")
 
     def restart(self, kill: bool = True) -> "CairnServer":
         """Stops (SIGKILL by default) and starts again on the same storage."""
@@ -240,21 +264,32 @@ class CairnServer:
         self.remember(result["root_token"], *result.get("keys", []), *result.get("keys_base64", []))
         self.root_token = result["root_token"]
 
-    def allow_in_log(self, value: str) -> None:
-        self._allowed_in_log.add(value)
+    def allow_on_stdout(self, value: str) -> None:
+        self._allowed_on_stdout.add(value)
 
-    def log_text(self) -> str:
+    @staticmethod
+    def _read(path: Path) -> str:
         try:
-            return self.log_path.read_text(errors="replace")
+            return path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def log_text(self) -> str:
+        """What the server wrote to stderr: its log."""
+        return self._read(self.log_path)
+
+    def stdout_text(self) -> str:
+        return self._read(self.stdout_path)
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def leaked_values(self) -> list[str]:
-        text = self.log_text()
-        return sorted(v for v in self._sensitive - self._allowed_in_log if v in text)
+    def leaked_values(self) -> list[tuple[str, Path]]:
+        """(value, file) for every registered value found where it must not be."""
+        found = [(v, self.log_path) for v in sorted(self._sensitive) if v in self.log_text()]
+        out = self.stdout_text()
+        found += [(v, self.stdout_path) for v in sorted(self._sensitive - self._allowed_on_stdout) if v in out]
+        return found
 
     # ------------------------------------------------------------- helpers --
 
@@ -271,12 +306,13 @@ class CairnServer:
         return self.anonymous().sys.submit_unseal_keys(list(keys))
 
 
-def _describe_leak(server: CairnServer, leaked: list[str]) -> str:
-    text = server.log_text()
-    lines = [f"{len(leaked)} registered secret value(s) appear in the log {server.log_path}:"]
-    for v in leaked:
+def describe_leak(server: CairnServer, leaked: list[tuple[str, Path]]) -> str:
+    # Says where, never what: the report must not become the leak.
+    lines = [f"{len(leaked)} registered secret value(s) written by server {server.name}:"]
+    for v, path in leaked:
+        text = path.read_text(errors="replace")
         line_no = next(i for i, line in enumerate(text.splitlines(), 1) if v in line)
-        lines.append(f"  value #{sorted(server._sensitive).index(v)} ({len(v)} chars) first on log line {line_no}")
+        lines.append(f"  a {len(v)}-char value on line {line_no} of {path}")
     return "\n".join(lines)
 
 
@@ -311,8 +347,9 @@ def server_factory(cairn_bin: Path, tmp_path: Path) -> Callable[..., CairnServer
         srv.stop()
     # Shown by pytest only when the test failed: the end of each server's log.
     for srv in made:
+        print(f"--- stdout of {srv.name} ---\n{srv.stdout_text()[-1500:]}")
         print(f"--- tail of {srv.log_path} ---\n{srv.log_tail(40)}")
-    problems = [_describe_leak(srv, srv.leaked_values()) for srv in made if srv.leaked_values()]
+    problems = [describe_leak(srv, srv.leaked_values()) for srv in made if srv.leaked_values()]
     if problems:
         pytest.fail("secret material was written to a server log:\n" + "\n".join(problems))
 
@@ -335,8 +372,8 @@ def dev_server(server_factory) -> CairnServer:
     token = unique("root")
     srv = server_factory("dev", dev=True, root_token=token)
     srv.remember(token)
-    # The dev server prints the root token it was given, on purpose (as Vault's does).
-    srv.allow_in_log(token)
+    # The dev banner prints the root token it was given, on purpose (as Vault's does).
+    srv.allow_on_stdout(token)
     return srv.start()
 
 
