@@ -1,0 +1,211 @@
+//! The life of one request: seal check, token, ACL, audit, handler, audit.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+
+use super::call::{self, Call};
+use super::reply::{ApiError, Reply};
+use super::{sys, token, AppState};
+use crate::audit::{AuditAuth, AuditRequest, AuditResponse};
+use crate::auth::token::TokenEntry;
+use crate::engines::{self, Operation};
+use crate::node::Unsealed;
+use crate::policy::{Acl, Capabilities};
+use crate::time;
+
+/// Paths answered without a token (and on a sealed node).
+fn is_unauthenticated(path: &str) -> bool {
+    matches!(
+        path,
+        "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" | "sys/cairn/noop"
+            | "sys/internal/specs/openapi"
+    )
+}
+
+/// Paths that need `sudo` besides the operation's capability (Vault's root-protected paths).
+fn needs_sudo(path: &str) -> bool {
+    path == "sys/audit"
+        || path.starts_with("sys/audit/")
+        || path == "sys/rotate"
+        || path == "sys/seal"
+        || path == "sys/capabilities"
+        || path.starts_with("sys/raw")
+        || path.starts_with("auth/token/revoke-orphan")
+        || path == "auth/token/accessors"
+}
+
+/// The capability an operation needs.
+pub fn capability_of(op: Operation) -> Capabilities {
+    match op {
+        Operation::Read => Capabilities::READ,
+        Operation::List => Capabilities::LIST,
+        Operation::Create => Capabilities::CREATE,
+        Operation::Update => Capabilities::UPDATE,
+        Operation::Patch => Capabilities::PATCH,
+        Operation::Delete => Capabilities::DELETE,
+    }
+}
+
+/// Vault's operation names, for the audit log.
+fn operation_name(op: Operation) -> &'static str {
+    match op {
+        Operation::Read => "read",
+        Operation::List => "list",
+        Operation::Create => "create",
+        Operation::Update => "update",
+        Operation::Patch => "patch",
+        Operation::Delete => "delete",
+    }
+}
+
+/// An authenticated caller.
+pub struct Caller {
+    pub token: String,
+    pub entry: TokenEntry,
+    pub acl: Arc<Acl>,
+}
+
+/// Everything a handler may use.
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub unsealed: Arc<Unsealed>,
+    pub caller: Caller,
+}
+
+async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = call::parse_path(parts.uri.path())?;
+    let query = call::parse_query(parts.uri.query())?;
+    let (operation, list) = call::operation_of(&parts.method, &query)?;
+    let bytes = axum::body::to_bytes(body, state.max_request_size).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {} bytes", state.max_request_size),
+        )
+    })?;
+    let data = call::parse_body(&bytes)?;
+    Ok(Call {
+        token: call::token_from_headers(&parts.headers),
+        method: parts.method,
+        operation,
+        path,
+        data,
+        query,
+        list,
+    })
+}
+
+/// Run one request to its reply.
+pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id: &str) -> Result<Reply, ApiError> {
+    let mut call = read_call(state, req).await?;
+    if is_unauthenticated(&call.path) {
+        return sys::unauthenticated(state, &call).await;
+    }
+    let unsealed = state.node.unsealed().map_err(|_| ApiError::sealed())?;
+
+    let now = time::now();
+    let token_value = call.token.take().unwrap_or_default();
+    let entry = match unsealed.tokens.lookup(&token_value, now).await? {
+        Some(e) => e,
+        None => return Err(ApiError::denied()),
+    };
+    let acl = unsealed.policies.acl(&entry.policies).await?;
+    let ctx = Ctx { state, unsealed, caller: Caller { token: token_value, entry, acl } };
+
+    // POST/PUT on an engine path is `create` unless the target exists.
+    let mount = ctx.unsealed.mounts.route(&call.path);
+    if call.operation == Operation::Update {
+        if let Some((m, rest)) = &mount {
+            if !m.engine.exists(rest, &m.view).await? {
+                call.operation = Operation::Create;
+            }
+        }
+    }
+    let acl_path = if call.list { format!("{}/", call.path) } else { call.path.clone() };
+    let mut needed = capability_of(call.operation);
+    if needs_sudo(&call.path) {
+        needed = needed.union(Capabilities::SUDO);
+    }
+    let allowed = ctx.caller.acl.allows(&acl_path, needed);
+
+    let auth = AuditAuth {
+        client_token: Some(&ctx.caller.token),
+        accessor: Some(&ctx.caller.entry.accessor),
+        display_name: &ctx.caller.entry.display_name,
+        policies: &ctx.caller.entry.policies,
+        token_ttl: ctx.caller.entry.ttl(now),
+    };
+    let body_value = if call.data.is_empty() { None } else { Some(Value::Object(call.data.clone())) };
+    let audit_req = AuditRequest {
+        id: request_id,
+        operation: operation_name(call.operation),
+        path: &call.path,
+        data: body_value.as_ref(),
+        remote_address: remote,
+        auth: Some(auth),
+    };
+    let broker = ctx.unsealed.audit.broker.clone();
+    broker
+        .log_request(&audit_req)
+        .await
+        .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
+
+    let result = if allowed {
+        dispatch(&ctx, &call, mount).await
+    } else {
+        Err(ApiError::denied())
+    };
+
+    // The response is audited before anything leaves the server; if no device
+    // can record it, the client gets a 500 and none of the data.
+    let (status, data_value, error) = match &result {
+        Ok(reply) => (
+            if reply.status == 0 { 200 } else { reply.status },
+            reply.envelope(request_id),
+            None,
+        ),
+        Err(e) => (e.status.as_u16(), None, Some(e.errors.join("; "))),
+    };
+    broker
+        .log_response(&AuditResponse {
+            request: audit_req,
+            status,
+            data: data_value.as_ref(),
+            error: error.as_deref(),
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
+
+    if result.is_ok() {
+        ctx.unsealed.tokens.use_once(&ctx.caller.entry).await?;
+    }
+    result
+}
+
+async fn dispatch(
+    ctx: &Ctx<'_>,
+    call: &Call,
+    mount: Option<(crate::node::mounts::Mount, &str)>,
+) -> Result<Reply, ApiError> {
+    if let Some(rest) = call.path.strip_prefix("sys/") {
+        return sys::authenticated(ctx, call, rest).await;
+    }
+    if let Some(rest) = call.path.strip_prefix("auth/token/") {
+        return token::route(ctx, call, rest).await;
+    }
+    let Some((m, rest)) = mount else {
+        return Err(ApiError::unsupported_path());
+    };
+    let req = engines::Request {
+        operation: call.operation,
+        path: if call.list && !rest.is_empty() { format!("{rest}/") } else { rest.to_owned() },
+        data: call.data.clone(),
+        query: call.query.clone(),
+        mount_point: m.entry.path.clone(),
+    };
+    let resp = m.engine.handle(req, &m.view).await?;
+    Ok(Reply { data: resp.data, warnings: resp.warnings, status: resp.status, ..Default::default() })
+}

@@ -1,0 +1,64 @@
+//! `sys/` endpoints.
+
+mod audit;
+mod capabilities;
+mod keys;
+mod mounts;
+mod policies;
+mod seal;
+
+use serde_json::json;
+
+use super::call::Call;
+use super::pipeline::Ctx;
+use super::reply::{ApiError, Reply};
+use super::AppState;
+use crate::engines::Operation;
+
+/// Endpoints that need no token and answer on a sealed node.
+pub async fn unauthenticated(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
+    match (call.path.as_str(), call.operation) {
+        ("sys/health", Operation::Read) => seal::health(state, call).await,
+        ("sys/seal-status", Operation::Read) => seal::seal_status(state).await,
+        ("sys/init", Operation::Read) => seal::init_status(state).await,
+        ("sys/init", Operation::Update) => seal::init(state, call).await,
+        ("sys/unseal", Operation::Update) => seal::unseal(state, call).await,
+        ("sys/leader", Operation::Read) => seal::leader(state).await,
+        ("sys/internal/specs/openapi", Operation::Read) => Ok(Reply::bare(200, &super::openapi::document())),
+        ("sys/cairn/noop", _) => Ok(Reply::bare(200, &json!({}))),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Endpoints behind a token and the ACL; `rest` is the path after `sys/`.
+pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiError> {
+    let op = call.operation;
+    let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    match head {
+        "seal" if is_write(op) => seal::seal(ctx).await,
+        "rotate" if is_write(op) => keys::rotate(ctx).await,
+        "key-status" if op == Operation::Read => keys::key_status(ctx),
+        "mounts" => mounts::route(ctx, call, tail).await,
+        "auth" if tail.is_empty() && op == Operation::Read => mounts::list_auth(),
+        "policies" => match tail.split_once('/') {
+            Some(("acl", name)) => policies::acl(ctx, call, name).await,
+            None if tail == "acl" => policies::acl(ctx, call, "").await,
+            _ => Err(ApiError::unsupported_path()),
+        },
+        "policy" => policies::legacy(ctx, call, tail).await,
+        "capabilities-self" if is_write(op) => capabilities::self_(ctx, call).await,
+        "capabilities" if is_write(op) => capabilities::for_token(ctx, call).await,
+        "capabilities-accessor" if is_write(op) => capabilities::for_accessor(ctx, call).await,
+        "audit" => audit::route(ctx, call, tail).await,
+        "audit-hash" if is_write(op) => audit::hash(ctx, call, tail),
+        "metrics" if op == Operation::Read => Ok(ctx.state.metrics.render(call.query("format"))),
+        "internal" if tail.starts_with("ui/mounts/") && op == Operation::Read => {
+            mounts::ui_mount(ctx, &tail["ui/mounts/".len()..])
+        }
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+fn is_write(op: Operation) -> bool {
+    matches!(op, Operation::Update | Operation::Create)
+}
