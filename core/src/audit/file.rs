@@ -1,0 +1,415 @@
+//! The `file` audit device: opening its target, and the group-commit writer.
+//!
+//! One writer thread per device owns the file. Callers hand it encoded entry
+//! bodies over a channel; it takes every body waiting, chains and appends
+//! them in one write, calls `sync_data` once for the whole group and only
+//! then acknowledges each caller. Many concurrent requests cost one fsync.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::chain::{self, TailError, GENESIS};
+use super::options::{FileOptions, Target};
+
+/// Queued entries per device before callers wait for room.
+const QUEUE: usize = 4096;
+/// Upper bounds of one group, so a flood still gets acknowledged in steps.
+const MAX_GROUP_LINES: usize = 4096;
+const MAX_GROUP_BYTES: usize = 8 << 20;
+
+/// Failure to open a device. Messages carry their cause (file paths and
+/// I/O errors, never secrets) since operators see only the message.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file or its directory could not be created, opened or read.
+    #[error("failed to open the audit file: {0}")]
+    Io(io::Error),
+    /// The file exists and its last line is not a Cairn audit line, so its
+    /// chain cannot be continued.
+    #[error(
+        "the existing file does not end with a Cairn audit line; move it aside or choose another file_path"
+    )]
+    Foreign,
+    /// The writer thread could not be started.
+    #[error("failed to start the audit writer: {0}")]
+    Spawn(io::Error),
+}
+
+impl From<TailError> for OpenError {
+    fn from(err: TailError) -> Self {
+        match err {
+            TailError::Io(err) => OpenError::Io(err),
+            TailError::Foreign => OpenError::Foreign,
+        }
+    }
+}
+
+/// Why a line was not recorded by one device. Carries only the error kind,
+/// so one value can be cloned to every caller of a group.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum WriteError {
+    #[error("write failed: {0}")]
+    Write(io::ErrorKind),
+    #[error("sync failed: {0}")]
+    Sync(io::ErrorKind),
+    #[error("device stopped after an earlier failure it could not undo; disable and re-enable it")]
+    Poisoned,
+    #[error("device is closed")]
+    Closed,
+}
+
+type Ack = oneshot::Sender<Result<(), WriteError>>;
+
+enum Msg {
+    Line { body: Arc<Vec<u8>>, ack: Ack },
+    Close { ack: oneshot::Sender<()> },
+}
+
+#[derive(Default)]
+struct Stats {
+    fsyncs: AtomicU64,
+    lines: AtomicU64,
+}
+
+/// Handle of an open device; its writer thread ends when the handle is
+/// dropped or closed, after writing everything already queued.
+pub(crate) struct FileDevice {
+    tx: mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+}
+
+impl FileDevice {
+    /// Opens (creating if needed) the target and starts the writer. Blocking:
+    /// call from a blocking context.
+    pub(crate) fn open(options: &FileOptions, name: &str) -> Result<Self, OpenError> {
+        let (sink, prev) = match &options.target {
+            Target::Stdout => (Sink::Stdout, GENESIS),
+            Target::Discard => (Sink::Discard, GENESIS),
+            Target::File(path) => open_file(path, options.mode)?,
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let stats = Arc::new(Stats::default());
+        let mut writer = Writer {
+            sink,
+            prev,
+            poisoned: false,
+            stats: stats.clone(),
+        };
+        std::thread::Builder::new()
+            .name(format!("audit-{}", name.trim_end_matches('/')))
+            .spawn(move || writer.run(rx))
+            .map_err(OpenError::Spawn)?;
+        Ok(FileDevice { tx, stats })
+    }
+
+    /// Queues one entry body (an unclosed JSON object). The receiver answers
+    /// once the line is written and synced, or why it was not.
+    pub(crate) async fn submit(
+        &self,
+        body: Arc<Vec<u8>>,
+    ) -> Result<oneshot::Receiver<Result<(), WriteError>>, WriteError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Msg::Line { body, ack })
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        Ok(done)
+    }
+
+    /// Writes everything queued before this call, closes the file and stops
+    /// the writer.
+    pub(crate) async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.tx.send(Msg::Close { ack }).await.is_ok() {
+            // An error means the writer is already gone, which is the goal.
+            let _ = done.await;
+        }
+    }
+
+    /// Number of `sync_data` calls so far.
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.stats.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Number of lines written and acknowledged so far.
+    pub(crate) fn lines(&self) -> u64 {
+        self.stats.lines.load(Ordering::Relaxed)
+    }
+}
+
+/// Opens an audit file for appending and finds where its chain continues.
+fn open_file(path: &std::path::Path, mode: Option<u32>) -> Result<(Sink, [u8; 64]), OpenError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(OpenError::Io)?;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(mode.unwrap_or(0o600))
+        .open(path)
+        .map_err(OpenError::Io)?;
+    let meta = file.metadata().map_err(OpenError::Io)?;
+    // Devices, pipes and the like (e.g. /dev/full) are written as they are:
+    // no chmod, no tail to read, no truncation, no fsync.
+    if !meta.is_file() {
+        return Ok((
+            Sink::File {
+                file,
+                regular: false,
+                len: 0,
+            },
+            GENESIS,
+        ));
+    }
+    if let Some(mode) = mode {
+        if meta.permissions().mode() & 0o777 != mode {
+            file.set_permissions(Permissions::from_mode(mode))
+                .map_err(OpenError::Io)?;
+        }
+    }
+    let tail = chain::read_tail(&file, meta.len())?;
+    if tail.complete_len < meta.len() {
+        // The remains of a write cut short (crash, full disk): it was never
+        // acknowledged, and appending after it would corrupt the next line.
+        file.set_len(tail.complete_len).map_err(OpenError::Io)?;
+        file.sync_data().map_err(OpenError::Io)?;
+    }
+    Ok((
+        Sink::File {
+            file,
+            regular: true,
+            len: tail.complete_len,
+        },
+        tail.prev,
+    ))
+}
+
+enum Sink {
+    File { file: File, regular: bool, len: u64 },
+    Stdout,
+    Discard,
+}
+
+struct Writer {
+    sink: Sink,
+    /// Hash of the last line written, the next line's `prev_hash`.
+    prev: [u8; 64],
+    /// Set when a failure left the file in a state new lines must not follow.
+    poisoned: bool,
+    stats: Arc<Stats>,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut acks: Vec<Ack> = Vec::new();
+        while let Some(first) = rx.blocking_recv() {
+            buf.clear();
+            let mut chain = self.prev;
+            let mut close = None;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Line { body, ack } => {
+                        let start = buf.len();
+                        buf.extend_from_slice(&body);
+                        chain = chain::seal_line(&mut buf, start, &chain);
+                        acks.push(ack);
+                    }
+                    Msg::Close { ack } => {
+                        close = Some(ack);
+                        break;
+                    }
+                }
+                if acks.len() < MAX_GROUP_LINES && buf.len() < MAX_GROUP_BYTES {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !acks.is_empty() {
+                let result = self.append(&buf);
+                if result.is_ok() {
+                    self.prev = chain;
+                    self.stats
+                        .lines
+                        .fetch_add(acks.len() as u64, Ordering::Relaxed);
+                }
+                for ack in acks.drain(..) {
+                    // A caller that gave up waiting is no reason to stop.
+                    let _ = ack.send(result.clone());
+                }
+            }
+            if let Some(ack) = close {
+                // Refuse new lines before answering, so nothing is queued
+                // to a device its owner believes closed; lines queued after
+                // the close are dropped unwritten and their callers told so.
+                rx.close();
+                self.sink = Sink::Discard;
+                let _ = ack.send(());
+                return;
+            }
+        }
+    }
+
+    /// Appends one group and makes it durable.
+    fn append(&mut self, buf: &[u8]) -> Result<(), WriteError> {
+        if self.poisoned {
+            return Err(WriteError::Poisoned);
+        }
+        match &mut self.sink {
+            Sink::Discard => Ok(()),
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(buf)
+                    .and_then(|()| out.flush())
+                    .map_err(|err| WriteError::Write(err.kind()))
+            }
+            Sink::File { file, regular, len } => {
+                if let Err(err) = file.write_all(buf) {
+                    // Cut off the partly written group so the file keeps only
+                    // whole, chained lines; if that fails, stop writing.
+                    if *regular && file.set_len(*len).is_err() {
+                        self.poisoned = true;
+                    }
+                    return Err(WriteError::Write(err.kind()));
+                }
+                if *regular {
+                    if let Err(err) = file.sync_data() {
+                        // After a failed fsync the file's state on disk is
+                        // unknown; later lines could not be trusted to chain.
+                        self.poisoned = true;
+                        return Err(WriteError::Sync(err.kind()));
+                    }
+                    self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+                *len += buf.len() as u64;
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::Format;
+    use super::*;
+    use std::path::PathBuf;
+
+    fn file_options(path: PathBuf, mode: Option<u32>) -> FileOptions {
+        FileOptions {
+            target: Target::File(path),
+            mode,
+            format: Format::default(),
+        }
+    }
+
+    #[test]
+    fn a_new_file_gets_the_mode_and_a_missing_directory_is_created() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sub/audit.log");
+        drop(FileDevice::open(&file_options(path.clone(), Some(0o600)), "file/").expect("open"));
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("created")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        drop(FileDevice::open(&file_options(path.clone(), Some(0o640)), "file/").expect("reopen"));
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
+        drop(FileDevice::open(&file_options(path.clone(), None), "file/").expect("reopen"));
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn a_foreign_file_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("other.log");
+        std::fs::write(&path, "somebody else's log\npartial").expect("write");
+        let err = FileDevice::open(&file_options(path.clone(), Some(0o600)), "file/").err();
+        assert!(matches!(err, Some(OpenError::Foreign)), "{err:?}");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "somebody else's log\npartial"
+        );
+    }
+
+    #[tokio::test]
+    async fn lines_are_chained_and_a_torn_tail_is_cut_on_reopen() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.log");
+        let device =
+            FileDevice::open(&file_options(path.clone(), Some(0o600)), "file/").expect("open");
+        for i in 0..3 {
+            let ack = device
+                .submit(Arc::new(format!("{{\"n\":{i}").into_bytes()))
+                .await
+                .expect("queued");
+            ack.await.expect("answered").expect("written");
+        }
+        device.close().await;
+        assert_eq!(device.lines(), 3);
+        assert!(device.fsyncs() >= 1);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("open");
+        file.write_all(b"{\"n\":3,\"prev_ha").expect("torn write");
+        drop(file);
+
+        let device =
+            FileDevice::open(&file_options(path.clone(), Some(0o600)), "file/").expect("reopen");
+        let ack = device
+            .submit(Arc::new(b"{\"n\":4".to_vec()))
+            .await
+            .expect("queued");
+        ack.await.expect("answered").expect("written");
+        device.close().await;
+        assert_eq!(chain::verify(&path).expect("chain continues").lines, 4);
+        assert!(
+            device.submit(Arc::new(b"{\"n\":5".to_vec())).await.is_err(),
+            "closed device takes no lines"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_to_a_full_device_fail() {
+        let device = FileDevice::open(&file_options("/dev/full".into(), Some(0o600)), "full/")
+            .expect("open");
+        let ack = device
+            .submit(Arc::new(b"{\"n\":1".to_vec()))
+            .await
+            .expect("queued");
+        let result = ack.await.expect("answered");
+        assert!(matches!(result, Err(WriteError::Write(_))), "{result:?}");
+        assert_eq!(device.lines(), 0);
+        // The device node keeps its mode: nothing is chmod'ed but regular files.
+        let mode = std::fs::metadata("/dev/full")
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_ne!(mode, 0o600);
+    }
+}
