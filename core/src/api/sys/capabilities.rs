@@ -41,6 +41,9 @@ fn answer(acl: &Acl, paths: &[String]) -> Reply {
             let caps = acl.capabilities(p.trim_start_matches('/'));
             if caps.is_empty() { vec!["deny"] } else { caps.names() }
         };
+        // Vault answers in alphabetical order.
+        let mut names = names;
+        names.sort_unstable();
         all.extend(&names);
         data.insert(p.clone(), json!(names));
     }
