@@ -2,19 +2,23 @@
 //!
 //! One writer thread per device owns the file. Callers hand it encoded entry
 //! bodies over a channel; it takes every body waiting, chains and appends
-//! them in one write, calls `sync_data` once for the whole group and only
-//! then acknowledges each caller. Many concurrent requests cost one fsync.
+//! them in one write, and acknowledges each caller. With `fsync = "always"`
+//! it calls `sync_data` once for the whole group before acknowledging; with
+//! the default `fsync = "batch"` a syncer thread beside it fsyncs whatever was
+//! written since its last sync, so request latency does not include the
+//! disk's flush, and a failed fsync stops the device (fail closed). Either
+//! way, many concurrent requests cost one fsync.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, TailError, GENESIS};
-use super::options::{FileOptions, Target};
+use super::options::{FileOptions, SyncMode, Target};
 
 /// Queued entries per device before callers wait for room.
 const QUEUE: usize = 4096;
@@ -94,10 +98,21 @@ impl FileDevice {
         };
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(Stats::default());
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let syncer = match (&sink, options.sync) {
+            (Sink::File { file, regular: true, .. }, SyncMode::Batch) => Some(Syncer::start(
+                file.try_clone().map_err(OpenError::Io)?,
+                name,
+                poisoned.clone(),
+                stats.clone(),
+            )?),
+            _ => None,
+        };
         let mut writer = Writer {
             sink,
             prev,
-            poisoned: false,
+            poisoned,
+            syncer,
             stats: stats.clone(),
         };
         std::thread::Builder::new()
@@ -204,9 +219,85 @@ struct Writer {
     sink: Sink,
     /// Hash of the last line written, the next line's `prev_hash`.
     prev: [u8; 64],
-    /// Set when a failure left the file in a state new lines must not follow.
-    poisoned: bool,
+    /// Set when a failure left the file in a state new lines must not follow
+    /// (shared with the syncer, whose failed fsync also stops the device).
+    poisoned: Arc<AtomicBool>,
+    /// Background fsync in batch mode; `None` syncs inline before acking.
+    syncer: Option<Syncer>,
     stats: Arc<Stats>,
+}
+
+/// The batch-mode companion thread: fsyncs the file whenever lines were
+/// written since its last fsync.
+struct Syncer {
+    state: Arc<(Mutex<SyncState>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    dirty: bool,
+    stop: bool,
+}
+
+impl Syncer {
+    fn start(
+        file: File,
+        name: &str,
+        poisoned: Arc<AtomicBool>,
+        stats: Arc<Stats>,
+    ) -> Result<Self, OpenError> {
+        let state = Arc::new((Mutex::new(SyncState::default()), Condvar::new()));
+        let shared = state.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("audit-sync-{}", name.trim_end_matches('/')))
+            .spawn(move || loop {
+                let (lock, wake) = &*shared;
+                let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while !st.dirty && !st.stop {
+                    st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                let stop = st.stop && !st.dirty;
+                st.dirty = false;
+                drop(st);
+                if stop {
+                    return;
+                }
+                match file.sync_data() {
+                    Ok(()) => {
+                        stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "audit fsync failed: device stopped");
+                        poisoned.store(true, Ordering::SeqCst);
+                    }
+                }
+            })
+            .map_err(OpenError::Spawn)?;
+        Ok(Syncer { state, thread: Some(thread) })
+    }
+
+    fn mark_dirty(&self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).dirty = true;
+        wake.notify_one();
+    }
+
+    /// Sync what is pending, then end the thread.
+    fn stop(&mut self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
+        wake.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl Writer {
@@ -253,6 +344,9 @@ impl Writer {
                 // to a device its owner believes closed; lines queued after
                 // the close are dropped unwritten and their callers told so.
                 rx.close();
+                if let Some(mut syncer) = self.syncer.take() {
+                    syncer.stop();
+                }
                 self.sink = Sink::Discard;
                 let _ = ack.send(());
                 return;
@@ -262,7 +356,7 @@ impl Writer {
 
     /// Appends one group and makes it durable.
     fn append(&mut self, buf: &[u8]) -> Result<(), WriteError> {
-        if self.poisoned {
+        if self.poisoned.load(Ordering::SeqCst) {
             return Err(WriteError::Poisoned);
         }
         match &mut self.sink {
@@ -278,15 +372,17 @@ impl Writer {
                     // Cut off the partly written group so the file keeps only
                     // whole, chained lines; if that fails, stop writing.
                     if *regular && file.set_len(*len).is_err() {
-                        self.poisoned = true;
+                        self.poisoned.store(true, Ordering::SeqCst);
                     }
                     return Err(WriteError::Write(err.kind()));
                 }
-                if *regular {
+                if let Some(syncer) = &self.syncer {
+                    syncer.mark_dirty();
+                } else if *regular {
                     if let Err(err) = file.sync_data() {
                         // After a failed fsync the file's state on disk is
                         // unknown; later lines could not be trusted to chain.
-                        self.poisoned = true;
+                        self.poisoned.store(true, Ordering::SeqCst);
                         return Err(WriteError::Sync(err.kind()));
                     }
                     self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
@@ -309,6 +405,7 @@ mod tests {
             target: Target::File(path),
             mode,
             format: Format::default(),
+            sync: SyncMode::Always,
         }
     }
 
