@@ -1,0 +1,86 @@
+//! The built-in `default` policy, attached to every non-root token.
+
+/// HCL text of the `default` policy, equivalent to Vault's (less cubbyhole,
+/// response wrapping and identity, which Cairn does not have): a token may
+/// look itself up, renew and revoke itself, ask what it may do, and look up
+/// and renew its leases.
+pub const DEFAULT_POLICY: &str = r#"# Allow tokens to look up their own properties
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+# Allow tokens to renew themselves
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
+# Allow tokens to revoke themselves
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}
+
+# Allow a token to look up its own capabilities on a path
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+
+# Allow a token to look up its resultant ACL from all policies
+path "sys/internal/ui/resultant-acl" {
+  capabilities = ["read"]
+}
+
+# Allow a token to renew a lease via lease_id in the request body; old path
+# for old clients, new path for newer
+path "sys/renew" {
+  capabilities = ["update"]
+}
+path "sys/leases/renew" {
+  capabilities = ["update"]
+}
+
+# Allow looking up lease properties. This requires knowing the lease ID ahead
+# of time and does not divulge any sensitive information.
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{parse, Acl, Capabilities};
+    use super::DEFAULT_POLICY;
+
+    #[test]
+    fn default_policy_grants_what_vault_grants_and_nothing_else() {
+        let policy = match parse("default", DEFAULT_POLICY) {
+            Ok(p) => p,
+            Err(e) => panic!("default policy does not parse: {e}"),
+        };
+        assert_eq!(policy.paths.len(), 8);
+        let acl = Acl::new(&[Arc::new(policy)]);
+        let read = Capabilities::READ;
+        let update = Capabilities::UPDATE;
+        assert_eq!(acl.capabilities("auth/token/lookup-self"), read);
+        assert_eq!(acl.capabilities("sys/internal/ui/resultant-acl"), read);
+        for path in [
+            "auth/token/renew-self",
+            "auth/token/revoke-self",
+            "sys/capabilities-self",
+            "sys/renew",
+            "sys/leases/renew",
+            "sys/leases/lookup",
+        ] {
+            assert_eq!(acl.capabilities(path), update, "{path}");
+        }
+        for path in [
+            "auth/token/create",
+            "secret/data/x",
+            "sys/policies/acl/default",
+            "sys/leases/revoke",
+        ] {
+            assert!(acl.capabilities(path).is_empty(), "{path}");
+        }
+    }
+}
