@@ -161,19 +161,22 @@ pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id:
 
     // The response is audited before anything leaves the server; if no device
     // can record it, the client gets a 500 and none of the data.
-    let (status, data_value, error) = match &result {
-        Ok(reply) => (
-            if reply.status == 0 { 200 } else { reply.status },
-            reply.envelope(request_id),
-            None,
-        ),
-        Err(e) => (e.status.as_u16(), None, Some(e.errors.join("; "))),
+    let (result, envelope) = match result {
+        Ok(reply) => {
+            let (wire, envelope) = reply.render(request_id);
+            (Ok(wire), envelope)
+        }
+        Err(e) => (Err(e), None),
+    };
+    let (status, error) = match &result {
+        Ok(wire) => (if wire.status == 0 { 200 } else { wire.status }, None),
+        Err(e) => (e.status.as_u16(), Some(e.errors.join("; "))),
     };
     broker
         .log_response(&AuditResponse {
             request: audit_req,
             status,
-            data: data_value.as_ref(),
+            data: envelope.as_ref(),
             error: error.as_deref(),
         })
         .await

@@ -50,44 +50,46 @@ impl Reply {
     }
 
     /// The JSON envelope, or `None` for 204.
-    pub fn envelope(&self, request_id: &str) -> Option<Value> {
+    pub fn envelope(&mut self, request_id: &str) -> Option<Value> {
         if self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() {
             return None;
         }
-        let mut body = Map::new();
-        if let Some(top) = &self.top_level {
-            body.extend(top.clone());
-        }
+        let mut body = self.top_level.take().unwrap_or_default();
         body.insert("request_id".into(), json!(request_id));
         body.insert("lease_id".into(), json!(""));
         body.insert("renewable".into(), json!(false));
         body.insert("lease_duration".into(), json!(0));
-        body.insert("data".into(), self.data.clone().unwrap_or(Value::Null));
+        body.insert("data".into(), self.data.take().unwrap_or(Value::Null));
         body.insert("wrap_info".into(), Value::Null);
-        body.insert(
-            "warnings".into(),
-            if self.warnings.is_empty() { Value::Null } else { json!(self.warnings) },
-        );
-        body.insert("auth".into(), self.auth.clone().unwrap_or(Value::Null));
+        let warnings = std::mem::take(&mut self.warnings);
+        body.insert("warnings".into(), if warnings.is_empty() { Value::Null } else { json!(warnings) });
+        body.insert("auth".into(), self.auth.take().unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(""));
         Some(Value::Object(body))
     }
 
-    /// Render to HTTP.
-    pub fn into_response(self, request_id: &str) -> Response<Body> {
-        if let Some((content_type, bytes)) = self.raw {
-            let status = StatusCode::from_u16(if self.status == 0 { 200 } else { self.status })
-                .unwrap_or(StatusCode::OK);
-            return respond(status, content_type, bytes);
+    /// Build the envelope once: the reply comes back in its wire form, with
+    /// the envelope value beside it for the audit log.
+    pub fn render(mut self, request_id: &str) -> (Reply, Option<Value>) {
+        if self.raw.is_some() {
+            return (self, None);
         }
+        let status = self.status;
         match self.envelope(request_id) {
-            None => respond(StatusCode::NO_CONTENT, "application/json", Vec::new()),
-            Some(body) => {
-                let status = StatusCode::from_u16(if self.status == 0 { 200 } else { self.status })
-                    .unwrap_or(StatusCode::OK);
-                respond(status, "application/json", body.to_string().into_bytes())
+            None => (Reply { status: 204, raw: Some(("application/json", Vec::new())), ..Default::default() }, None),
+            Some(env) => {
+                let bytes = serde_json::to_vec(&env).unwrap_or_default();
+                (Reply { status, raw: Some(("application/json", bytes)), ..Default::default() }, Some(env))
             }
         }
+    }
+
+    /// Render to HTTP.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let (wire, _) = self.render(request_id);
+        let status = StatusCode::from_u16(if wire.status == 0 { 200 } else { wire.status }).unwrap_or(StatusCode::OK);
+        let (content_type, bytes) = wire.raw.unwrap_or(("application/json", Vec::new()));
+        respond(status, content_type, bytes)
     }
 }
 
@@ -193,7 +195,7 @@ impl From<MountError> for ApiError {
 impl From<PolicyStoreError> for ApiError {
     fn from(e: PolicyStoreError) -> Self {
         match e {
-            PolicyStoreError::Invalid(p) => ApiError::bad_request(format!("failed to parse policy: {p}")),
+            PolicyStoreError::Invalid(p) => ApiError::bad_request(p.to_string()),
             PolicyStoreError::Protected(..) => ApiError::bad_request(e.to_string()),
             PolicyStoreError::Barrier(b) => b.into(),
         }
