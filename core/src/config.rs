@@ -76,11 +76,26 @@ pub enum SealStanza {
     Static { key_file: PathBuf },
 }
 
+/// Options of `storage "raft"` beyond `path` and `node_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// `retry_join { leader_api_addr, leader_ca_cert_file }` stanzas.
+    pub retry_join: Vec<crate::cluster::RetryJoin>,
+    /// Peer TLS: `cluster_tls_cert_file`, `cluster_tls_key_file`, `cluster_tls_ca_file`.
+    pub tls: Option<crate::cluster::tls::PeerTlsFiles>,
+    /// Log entries between snapshots (Vault's default 8192).
+    pub snapshot_threshold: u64,
+    /// Log entries kept behind a snapshot (Vault's default 10240).
+    pub trailing_logs: u64,
+}
+
 /// The whole file.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listeners: Vec<ListenerConfig>,
     pub storage: StorageConfig,
+    /// Raft options (defaults when storage is not raft).
+    pub raft: RaftOptions,
     pub seal: SealStanza,
     pub api_addr: Option<String>,
     pub cluster_addr: Option<String>,
@@ -108,6 +123,13 @@ fn de_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 struct RaftStanza {
     path: String,
     node_id: String,
+    /// One `retry_join { }` block (an object) or several (an array).
+    retry_join: Value,
+    cluster_tls_cert_file: String,
+    cluster_tls_key_file: String,
+    cluster_tls_ca_file: String,
+    snapshot_threshold: Option<u64>,
+    trailing_logs: Option<u64>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
 }
@@ -116,6 +138,45 @@ struct RaftStanza {
 #[serde(default)]
 struct StaticSealStanza {
     key_file: String,
+}
+
+/// The raft stanza's cluster options: retry_join blocks, peer TLS (all three
+/// files or none), snapshot thresholds.
+fn raft_options(r: &RaftStanza) -> Result<RaftOptions, ConfigError> {
+    let stanza = "storage \"raft\"";
+    let blocks = match &r.retry_join {
+        Value::Null => Vec::new(),
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let mut retry_join = Vec::new();
+    for b in blocks {
+        let addr = b.get("leader_api_addr").and_then(Value::as_str).unwrap_or_default();
+        if addr.is_empty() {
+            return Err(invalid(stanza, "retry_join needs leader_api_addr"));
+        }
+        let ca = b.get("leader_ca_cert_file").and_then(Value::as_str).filter(|s| !s.is_empty());
+        retry_join.push(crate::cluster::RetryJoin {
+            leader_api_addr: addr.to_owned(),
+            leader_ca_cert_file: ca.map(PathBuf::from),
+        });
+    }
+    let files = [&r.cluster_tls_cert_file, &r.cluster_tls_key_file, &r.cluster_tls_ca_file];
+    let tls = match files.iter().filter(|f| !f.is_empty()).count() {
+        0 => None,
+        3 => Some(crate::cluster::tls::PeerTlsFiles {
+            cert_file: PathBuf::from(&r.cluster_tls_cert_file),
+            key_file: PathBuf::from(&r.cluster_tls_key_file),
+            ca_file: PathBuf::from(&r.cluster_tls_ca_file),
+        }),
+        _ => return Err(invalid(stanza, "set all of cluster_tls_cert_file, cluster_tls_key_file and cluster_tls_ca_file, or none")),
+    };
+    Ok(RaftOptions {
+        retry_join,
+        tls,
+        snapshot_threshold: r.snapshot_threshold.unwrap_or(8192),
+        trailing_logs: r.trailing_logs.unwrap_or(10240),
+    })
 }
 
 fn block_json(block: &hcl::Block) -> Result<Value, ConfigError> {
@@ -136,6 +197,7 @@ impl ServerConfig {
         let body: hcl::Body = hcl::parse(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let mut listeners = Vec::new();
         let mut storage = None;
+        let mut raft = RaftOptions::default();
         let mut seal = SealStanza::Shamir;
         let mut ignored = Vec::new();
         for block in body.blocks() {
@@ -162,6 +224,7 @@ impl ServerConfig {
                                 return Err(invalid("storage \"raft\"", "path is required"));
                             }
                             ignored.extend(r.other.keys().map(|k| format!("storage.{k}")));
+                            raft = raft_options(&r)?;
                             StorageConfig::Raft {
                                 path: PathBuf::from(r.path),
                                 node_id: if r.node_id.is_empty() { "node1".into() } else { r.node_id },
@@ -212,6 +275,7 @@ impl ServerConfig {
         Ok(ServerConfig {
             listeners,
             storage: storage.ok_or(ConfigError::Storage)?,
+            raft,
             seal,
             api_addr,
             cluster_addr,

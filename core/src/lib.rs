@@ -19,3 +19,5 @@ pub mod audit;
 pub mod api;
 pub mod node;
 pub mod listener;
+pub mod cluster;
+pub mod lease;

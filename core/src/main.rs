@@ -21,7 +21,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    match Cli::parse_from(cairn_core::cli::normalize_args(std::env::args_os())).command {
         Command::Server(args) => cairn_core::server::main(args),
         Command::Client(cmd) => cairn_core::cli::main(cmd),
     }

@@ -14,7 +14,6 @@ use crate::listener;
 use crate::node::Node;
 use crate::seal::static_key;
 use crate::storage::memory::MemoryStorage;
-use crate::storage::redb::RedbStorage;
 use crate::storage::Storage;
 
 /// Flags of `cairn server`.
@@ -32,6 +31,9 @@ pub struct ServerArgs {
     /// Use this value as the dev server's root token instead of a random one.
     #[arg(long, env = "CAIRN_DEV_ROOT_TOKEN_ID")]
     pub dev_root_token_id: Option<String>,
+    /// Serve the raft cluster port in plaintext, without peer TLS (development only).
+    #[arg(long, env = "CAIRN_INSECURE_CLUSTER")]
+    pub insecure_cluster: bool,
     /// Log level (overrides the config's `log_level`).
     #[arg(long, env = "CAIRN_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -54,6 +56,8 @@ pub enum StartError {
     NoTls(SocketAddr),
     #[error("failed to create storage directory {path}: {source}")]
     StorageDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -97,13 +101,17 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     for key in &config.ignored {
         tracing::warn!(key = %key, "config key is not used by cairn");
     }
+    let mut cluster = None;
     let (storage, storage_type): (Arc<dyn Storage>, &'static str) = match &config.storage {
         StorageConfig::Inmem => (Arc::new(MemoryStorage::new()), "inmem"),
         StorageConfig::Raft { path, node_id } => {
             std::fs::create_dir_all(path)
                 .map_err(|source| StartError::StorageDir { path: path.display().to_string(), source })?;
-            tracing::info!(path = %path.display(), node_id = %node_id, "opening durable storage");
-            (Arc::new(RedbStorage::open(&path.join("cairn.redb"))?), "raft")
+            tracing::info!(path = %path.display(), node_id = %node_id, "opening raft storage");
+            let (cluster_config, listens) = crate::cluster::config_from_server(&config, path, node_id)?;
+            let c = crate::cluster::Cluster::start(cluster_config).await?;
+            cluster = Some((c.clone(), listens));
+            (c.storage.clone(), "raft")
         }
     };
     let static_key = match &config.seal {
@@ -111,11 +119,16 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
         SealStanza::Static { key_file } => Some(static_key::read_key_file(key_file)?),
     };
     let node = Arc::new(Node::new(storage, storage_type, static_key));
+    let mut tasks = Vec::new();
+    if let Some((c, listens)) = cluster {
+        node.set_cluster(c.clone());
+        let state = Arc::new(AppState { node: node.clone(), metrics: Metrics::default(), max_request_size: DEFAULT_MAX_REQUEST_SIZE });
+        tasks.extend(crate::cluster::launch(c, api::router(state), listens, args.insecure_cluster).await?);
+    }
     if node.auto_unseal().await? {
         tracing::info!("unsealed with the static seal key");
     }
 
-    let mut tasks = Vec::new();
     for l in &config.listeners {
         tasks.push(start_listener(l, node.clone()).await?);
     }

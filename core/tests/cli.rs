@@ -343,7 +343,6 @@ fn kv_values_from_files_and_stdin() {
 /// instead of the raw argv (main.rs is outside the CLI's files); with that
 /// one-line change this test passes.
 #[test]
-#[ignore = "needs main.rs to call cairn_core::cli::normalize_args before clap parses"]
 fn vault_style_single_dash_flags() {
     let s = Server::dev();
     s.ok(&["kv", "put", "secret/app/db", "password=x"]);

@@ -24,6 +24,9 @@ pub struct Call {
     pub token: Option<String>,
     /// `true` when the request used LIST (or `?list=true`).
     pub list: bool,
+    /// Cairn extension: `X-Cairn-Lease-Owner: namespace/kind/name/uid` binds a
+    /// lease issued by this request to a Kubernetes object instead of the token.
+    pub lease_owner: Option<String>,
 }
 
 impl Call {

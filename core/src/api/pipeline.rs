@@ -12,6 +12,7 @@ use super::{sys, token, AppState};
 use crate::audit::{AuditAuth, AuditRequest, AuditResponse};
 use crate::auth::token::TokenEntry;
 use crate::engines::{self, Operation};
+use crate::lease::Owner;
 use crate::node::Unsealed;
 use crate::policy::{Acl, Capabilities};
 use crate::time;
@@ -21,6 +22,7 @@ fn is_unauthenticated(path: &str) -> bool {
     matches!(
         path,
         "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" | "sys/cairn/noop"
+            | "sys/storage/raft/join"
             | "sys/internal/specs/openapi"
     )
 }
@@ -34,6 +36,9 @@ fn needs_sudo(path: &str) -> bool {
         || path == "sys/capabilities"
         || path.starts_with("sys/raw")
         || path.starts_with("auth/token/revoke-orphan")
+        || path.starts_with("sys/leases/revoke-prefix")
+        || path.starts_with("sys/leases/revoke-force")
+        || path.starts_with("sys/leases/lookup/")
         || path == "auth/token/accessors"
 }
 
@@ -87,7 +92,13 @@ async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiErro
         )
     })?;
     let data = call::parse_body(&bytes)?;
+    let lease_owner = parts
+        .headers
+        .get("x-cairn-lease-owner")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     Ok(Call {
+        lease_owner,
         token: call::token_from_headers(&parts.headers),
         method: parts.method,
         operation,
@@ -100,6 +111,15 @@ async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiErro
 
 /// Run one request to its reply.
 pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id: &str) -> Result<Reply, ApiError> {
+    // In a Raft cluster: forward writes to the leader, pass reads through a
+    // read-index barrier (unless the client asked for stale reads).
+    let req = match state.node.cluster() {
+        Some(c) => match crate::cluster::routing::route(c, state.node.is_sealed(), req, state.max_request_size).await? {
+            crate::cluster::routing::Routed::Local(req) => req,
+            crate::cluster::routing::Routed::Forwarded(reply) => return Ok(reply),
+        },
+        None => req,
+    };
     let mut call = read_call(state, req).await?;
     if is_unauthenticated(&call.path) {
         return sys::unauthenticated(state, &call).await;
@@ -209,6 +229,53 @@ async fn dispatch(
         query: call.query.clone(),
         mount_point: m.entry.path.clone(),
     };
+    let owner = lease_owner(ctx, call)?;
     let resp = m.engine.handle(req, &m.view).await?;
-    Ok(Reply { data: resp.data, warnings: resp.warnings, status: resp.status, ..Default::default() })
+    let lease = match resp.lease {
+        None => None,
+        Some(request) => {
+            let issued = ctx.unsealed.leases.issue(&m.entry, rest, request.clone(), owner).await;
+            match issued {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    // Without a lease nothing would ever revoke the secret: destroy it now.
+                    if let Err(revoke) = m.engine.revoke(&request.internal, &m.view).await {
+                        tracing::error!(error = %revoke, "could not revoke a secret whose lease failed to record");
+                    }
+                    return Err(ApiError::internal(format!("failed to record lease: {e}")));
+                }
+            }
+        }
+    };
+    Ok(Reply {
+        data: resp.data,
+        warnings: resp.warnings,
+        status: resp.status,
+        lease: lease.map(|i| (i.lease_id, i.lease_duration, i.renewable)),
+        ..Default::default()
+    })
+}
+
+/// Who will own a lease issued by this request: the object named by
+/// `X-Cairn-Lease-Owner`, which must be in the caller's own namespace (root
+/// may name any), or else the caller's token.
+fn lease_owner(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
+    let Some(text) = &call.lease_owner else {
+        return Ok(Owner::Token { hash: ctx.caller.entry.hash.clone() });
+    };
+    let owner = Owner::parse_object(text).map_err(ApiError::bad_request)?;
+    if let Owner::Object { namespace, .. } = &owner {
+        if !ctx.caller.entry.is_root() && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a token may bind leases only to objects of its own namespace",
+            ));
+        }
+    }
+    Ok(owner)
+}
+
+/// The Kubernetes namespace a token was issued for (Kubernetes auth sets it).
+pub fn caller_namespace(entry: &TokenEntry) -> Option<&str> {
+    entry.meta.get("service_account_namespace").map(String::as_str)
 }

@@ -26,6 +26,8 @@ pub struct Reply {
     pub top_level: Option<Map<String, Value>>,
     /// A body that is not the envelope at all (seal-status, health, metrics, init).
     pub raw: Option<(&'static str, Vec<u8>)>,
+    /// `(lease_id, lease_duration, renewable)` of a leased secret.
+    pub lease: Option<(String, i64, bool)>,
 }
 
 impl Reply {
@@ -51,14 +53,15 @@ impl Reply {
 
     /// The JSON envelope, or `None` for 204.
     pub fn envelope(&mut self, request_id: &str) -> Option<Value> {
-        if self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() {
+        if self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease.is_none() {
             return None;
         }
         let mut body = self.top_level.take().unwrap_or_default();
+        let (lease_id, duration, renewable) = self.lease.take().unwrap_or_default();
         body.insert("request_id".into(), json!(request_id));
-        body.insert("lease_id".into(), json!(""));
-        body.insert("renewable".into(), json!(false));
-        body.insert("lease_duration".into(), json!(0));
+        body.insert("lease_id".into(), json!(lease_id));
+        body.insert("renewable".into(), json!(renewable));
+        body.insert("lease_duration".into(), json!(duration));
         body.insert("data".into(), self.data.take().unwrap_or(Value::Null));
         body.insert("wrap_info".into(), Value::Null);
         let warnings = std::mem::take(&mut self.warnings);

@@ -3,6 +3,7 @@
 //! turns HTTP into a [`Request`] and a [`Response`] or [`EngineError`] back into HTTP.
 
 pub mod kv;
+pub mod transit;
 
 use std::collections::HashMap;
 
@@ -66,6 +67,22 @@ pub struct Response {
     /// HTTP status; 0 means the default (200, or 204 without data). KV v2 answers
     /// 404 *with* data for a deleted or destroyed version, as Vault does.
     pub status: u16,
+    /// Set by dynamic engines: the secret in `data` must be leased, and revoked
+    /// through [`Engine::revoke`] when the lease ends.
+    pub lease: Option<LeaseRequest>,
+}
+
+/// What an engine asks of the lease manager for a secret it just issued.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeaseRequest {
+    /// Seconds; 0 = the mount's (or the system's) default lease TTL.
+    pub ttl: i64,
+    /// Seconds from issue; 0 = the mount's (or the system's) maximum.
+    pub max_ttl: i64,
+    pub renewable: bool,
+    /// Engine-private data needed to renew or revoke the secret (e.g. the
+    /// database user name). Stored sealed with the lease, never returned.
+    pub internal: Value,
 }
 
 impl Response {
@@ -105,6 +122,18 @@ pub enum EngineError {
 pub trait Engine: Send + Sync + 'static {
     /// Answer one request; `view` holds this mount's storage.
     async fn handle(&self, req: Request, view: &View) -> Result<Response, EngineError>;
+
+    /// Extend a leased secret's life to `expire_unix` (e.g. `ALTER ROLE ... VALID
+    /// UNTIL`). Engines whose secrets need nothing on renewal keep the default.
+    async fn renew(&self, _internal: &Value, _expire_unix: i64, _view: &View) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    /// Destroy a leased secret (e.g. drop the database user). Must be
+    /// idempotent: a revocation can be retried after a partial failure.
+    async fn revoke(&self, _internal: &Value, _view: &View) -> Result<(), EngineError> {
+        Ok(())
+    }
 
     /// Whether `path` already exists, to tell `create` from `update` for the ACL
     /// check of a POST/PUT. Engines without the distinction answer `true` (update).

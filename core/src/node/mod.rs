@@ -5,7 +5,7 @@ pub mod audit_table;
 pub mod mounts;
 pub mod policies;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::token::{CreateParams, TokenError, TokenStore};
 use crate::barrier::{Barrier, BarrierError, Key, Keyring, View, KEYRING_PATH};
+use crate::lease::{LeaseError, LeaseManager};
 use crate::seal::config::{SealConfigError, SEAL_CONFIG_PATH};
 use crate::seal::static_key::SEALED_ROOT_KEY_PATH;
 use crate::seal::unseal::decode_share;
@@ -50,6 +51,10 @@ pub enum NodeError {
     Policies(#[from] PolicyStoreError),
     #[error("failed to create the root token: {0}")]
     Token(#[from] TokenError),
+    #[error("{0}")]
+    Cluster(String),
+    #[error("failed to load leases: {0}")]
+    Leases(#[from] LeaseError),
 }
 
 /// What `sys/init` hands out, once.
@@ -73,17 +78,20 @@ pub struct SealStatus {
 
 /// Everything that exists only while the node is unsealed.
 pub struct Unsealed {
-    pub tokens: TokenStore,
+    pub tokens: Arc<TokenStore>,
     pub policies: PolicyStore,
-    pub mounts: MountTable,
+    pub mounts: Arc<MountTable>,
     pub audit: AuditTable,
+    pub leases: Arc<LeaseManager>,
     root_key: Key,
-    tidy: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Unsealed {
     fn drop(&mut self) {
-        self.tidy.abort();
+        for task in &self.background {
+            task.abort();
+        }
     }
 }
 
@@ -94,6 +102,8 @@ pub struct Node {
     static_key: Option<Key>,
     unsealed: RwLock<Option<Arc<Unsealed>>>,
     storage_type: &'static str,
+    /// The Raft cluster this node belongs to (raft storage only).
+    cluster: OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Node {
@@ -106,7 +116,18 @@ impl Node {
             static_key,
             unsealed: RwLock::new(None),
             storage_type,
+            cluster: OnceLock::new(),
         }
+    }
+
+    /// Attach the Raft cluster whose storage this node runs on.
+    pub fn set_cluster(&self, cluster: Arc<crate::cluster::Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// The Raft cluster, if storage is raft.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Cluster>> {
+        self.cluster.get()
     }
 
     /// The storage backend's name, for seal-status.
@@ -170,6 +191,13 @@ impl Node {
     ) -> Result<InitResult, NodeError> {
         if self.seal_config().await?.is_some() {
             return Err(NodeError::AlreadyInitialized);
+        }
+        // The first node of a cluster starts the cluster when it is initialised.
+        if let Some(cluster) = self.cluster() {
+            cluster.bootstrap().await.map_err(|e| NodeError::Cluster(e.to_string()))?;
+            if self.seal_config().await?.is_some() {
+                return Err(NodeError::AlreadyInitialized);
+            }
         }
         let mut config = SealConfig::shamir(shares, threshold)?;
         if self.static_key.is_some() {
@@ -276,12 +304,17 @@ impl Node {
 
     async fn load_subsystems(&self, root_key: Key) -> Result<Unsealed, NodeError> {
         let b = &self.barrier;
-        let tokens = TokenStore::new(View::new(b.clone(), "sys/token/"));
+        let tokens = Arc::new(TokenStore::new(View::new(b.clone(), "sys/token/")));
         let policies = PolicyStore::load(View::new(b.clone(), "sys/policy/")).await?;
-        let mounts = MountTable::load(b.clone()).await?;
+        let mounts = Arc::new(MountTable::load(b.clone()).await?);
         let audit = AuditTable::load(View::new(b.clone(), "")).await?;
+        let leases = LeaseManager::new(View::new(b.clone(), "sys/expire/"), mounts.clone());
+        let scheduled = leases.rebuild().await?;
+        tracing::debug!(leases = scheduled, "lease expiry queue rebuilt");
+        tokens.set_revocation_hook(leases.clone());
+        let expiry = leases.spawn_expiry();
         // Purge expired tokens in the background; lookups refuse them regardless.
-        let tidy_store = TokenStore::new(View::new(b.clone(), "sys/token/"));
+        let tidy_store = tokens.clone();
         let tidy = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -291,7 +324,7 @@ impl Node {
                 }
             }
         });
-        Ok(Unsealed { tokens, policies, mounts, audit, root_key, tidy })
+        Ok(Unsealed { tokens, policies, mounts, audit, leases, root_key, background: vec![tidy, expiry] })
     }
 
     /// `sys/seal`: drop every key from memory.

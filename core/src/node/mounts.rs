@@ -120,6 +120,7 @@ fn build_engine(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dy
                 "kv version {v} is not supported: Cairn implements kv version 2 only"
             ))),
         },
+        "transit" => Ok(Arc::new(crate::engines::transit::TransitEngine::new())),
         other => Err(MountError::BadRequest(format!("unknown secrets engine type {other:?}"))),
     }
 }
@@ -172,6 +173,11 @@ impl MountTable {
             })
     }
 
+    /// The mount whose path is exactly `path` (with trailing `/`).
+    pub fn mount_at(&self, path: &str) -> Option<Mount> {
+        self.snapshot().iter().find(|m| m.entry.path == path).cloned()
+    }
+
     /// Mount a new engine.
     pub async fn enable(
         &self,
@@ -218,6 +224,28 @@ impl MountTable {
         self.persist(&next).await?;
         self.replace(next);
         Ok(())
+    }
+
+    /// Mount `engine` directly (tests of subsystems that need a custom engine).
+    #[cfg(test)]
+    pub fn mount_for_test(&self, path: &str, engine: Arc<dyn Engine>) -> Mount {
+        let uuid = Uuid::new_v4().to_string();
+        let entry = MountEntry {
+            path: path.to_owned(),
+            kind: "test".into(),
+            description: String::new(),
+            accessor: format!("test_{}", &uuid[..8]),
+            uuid: uuid.clone(),
+            config: MountConfig::default(),
+            options: BTreeMap::new(),
+            local: false,
+            seal_wrap: false,
+        };
+        let mount = Mount { entry, engine, view: View::new(self.barrier.clone(), format!("logical/{uuid}/")) };
+        let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
+        next.push(mount.clone());
+        self.replace(next);
+        mount
     }
 
     /// Unmount and delete everything the engine stored.

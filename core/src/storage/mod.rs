@@ -6,6 +6,7 @@
 //! trait so the layers above never learn how data is replicated.
 
 pub mod memory;
+pub mod raft;
 pub mod redb;
 
 use async_trait::async_trait;

@@ -102,6 +102,14 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
             Ok(Reply::empty())
         }
         Operation::Delete => {
+            // Vault revokes a mount's leases before unmounting it; a lease that
+            // cannot be revoked keeps the mount (and its engine) in place.
+            let prefix = crate::node::mounts::normalize_path(tail)?;
+            ctx.unsealed
+                .leases
+                .revoke_prefix(&prefix, false)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("failed to revoke the mount's leases: {e}")))?;
             mounts.disable(tail).await?;
             tracing::info!(path = %tail, "secrets engine disabled");
             Ok(Reply::empty())

@@ -111,18 +111,21 @@ pub async fn health(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
                 .ok_or_else(|| ApiError::bad_request(format!("{name} must be an HTTP status code"))),
         }
     };
+    let (ha_enabled, is_leader, ..) = super::raft::leader_view(state);
+    let standby = ha_enabled && !is_leader && s.initialized && !s.sealed;
     let status = if !s.initialized {
         code("uninitcode", 501)?
     } else if s.sealed {
         code("sealedcode", 503)?
+    } else if standby && call.query("standbyok") != Some("true") {
+        code("standbycode", 429)?
     } else {
-        // One node is always active; standbys arrive with Raft.
         code("activecode", 200)?
     };
     let body = json!({
         "initialized": s.initialized,
         "sealed": s.sealed,
-        "standby": false,
+        "standby": standby,
         "performance_standby": false,
         "replication_performance_mode": "disabled",
         "replication_dr_mode": "disabled",
@@ -136,18 +139,19 @@ pub async fn health(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn leader(state: &AppState) -> Result<Reply, ApiError> {
-    let sealed = state.node.is_sealed();
+    let (ha_enabled, is_self, leader_address, leader_cluster_address, committed, applied) =
+        super::raft::leader_view(state);
     Ok(Reply::bare(
         200,
         &json!({
-            "ha_enabled": false,
-            "is_self": !sealed,
+            "ha_enabled": ha_enabled,
+            "is_self": is_self,
             "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
+            "leader_address": leader_address,
+            "leader_cluster_address": leader_cluster_address,
             "performance_standby": false,
-            "raft_committed_index": 0,
-            "raft_applied_index": 0,
+            "raft_committed_index": committed,
+            "raft_applied_index": applied,
         }),
     ))
 }

@@ -11,4 +11,4 @@ mod store;
 
 pub use entry::{TokenEntry, TokenType};
 pub use params::{CreateParams, DurationParam};
-pub use store::{IssuedToken, TokenError, TokenStore, DEFAULT_TTL};
+pub use store::{IssuedToken, RevocationHook, TokenError, TokenStore, DEFAULT_TTL};

@@ -38,16 +38,24 @@ pub struct IssuedToken {
     pub entry: TokenEntry,
 }
 
+/// Told when a token is revoked, before it is deleted, so what it owns (its
+/// leases) goes with it. Failures are the hook's to retry; revocation goes on.
+#[async_trait::async_trait]
+pub trait RevocationHook: Send + Sync {
+    async fn token_revoked(&self, token_hash: &str);
+}
+
 /// The token store, over the `sys/token/` view.
 pub struct TokenStore {
     view: View,
     salt: OnceCell<Zeroizing<[u8; 32]>>,
+    hook: std::sync::OnceLock<std::sync::Arc<dyn RevocationHook>>,
 }
 
 impl TokenStore {
     /// A store over `view`; the salt is read or created on first use.
     pub fn new(view: View) -> Self {
-        TokenStore { view, salt: OnceCell::new() }
+        TokenStore { view, salt: OnceCell::new(), hook: std::sync::OnceLock::new() }
     }
 
     async fn salt(&self) -> Result<&[u8; 32], BarrierError> {
@@ -69,6 +77,11 @@ impl TokenStore {
             })
             .await?;
         Ok(salt)
+    }
+
+    /// Install the revocation hook (once, at unseal).
+    pub fn set_revocation_hook(&self, hook: std::sync::Arc<dyn RevocationHook>) {
+        let _ = self.hook.set(hook);
     }
 
     /// The salted HMAC of a token, hex: its storage identity.
@@ -315,6 +328,9 @@ impl TokenStore {
         let Some(entry) = self.view.get_json::<TokenEntry>(&format!("id/{hash}")).await? else {
             return Ok(());
         };
+        if let Some(hook) = self.hook.get() {
+            hook.token_revoked(hash).await;
+        }
         let mut ops = vec![
             BarrierOp::Delete { key: format!("id/{hash}") },
             BarrierOp::Delete { key: format!("accessor/{}", entry.accessor) },

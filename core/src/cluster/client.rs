@@ -1,0 +1,79 @@
+//! The client side of the cluster port: JSON over HTTP/2, mutually
+//! authenticated with peer TLS (or plaintext under `--insecure-cluster`).
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::tls::{PeerTlsError, PeerTlsFiles};
+
+/// Failures talking to a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// No connection, TLS refused, or no answer in time.
+    #[error("peer {addr} is unreachable: {message}")]
+    Unreachable { addr: String, message: String },
+    /// The peer answered with an HTTP error.
+    #[error("peer {addr} answered {status}: {message}")]
+    Status { addr: String, status: u16, message: String },
+    /// The peer's answer was not what the protocol says.
+    #[error("peer {addr} sent a malformed answer: {message}")]
+    Malformed { addr: String, message: String },
+}
+
+/// An HTTP client for peers' cluster listeners.
+#[derive(Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    scheme: &'static str,
+}
+
+impl PeerClient {
+    /// A client presenting `tls` (peer TLS), or plaintext when `tls` is `None`.
+    pub fn new(tls: Option<&PeerTlsFiles>) -> Result<Self, PeerTlsError> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true);
+        let (builder, scheme) = match tls {
+            Some(files) => (builder.use_preconfigured_tls(files.client_config()?), "https"),
+            None => (builder.http2_prior_knowledge(), "http"),
+        };
+        let http = builder.build().map_err(|e| PeerTlsError::Config(e.to_string()))?;
+        Ok(PeerClient { http, scheme })
+    }
+
+    /// POST `body` as JSON to `path` on the peer at `addr` (`host:port`).
+    pub async fn post<Req, Resp>(&self, addr: &str, path: &str, body: &Req, timeout: Duration) -> Result<Resp, PeerError>
+    where
+        Req: Serialize + ?Sized,
+        Resp: DeserializeOwned,
+    {
+        let url = format!("{}://{}{}", self.scheme, addr, path);
+        let unreachable = |e: reqwest::Error| PeerError::Unreachable { addr: addr.to_owned(), message: error_chain(&e) };
+        let resp = self.http.post(url).timeout(timeout).json(body).send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(PeerError::Status {
+                addr: addr.to_owned(),
+                status: status.as_u16(),
+                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| PeerError::Malformed { addr: addr.to_owned(), message: e.to_string() })
+    }
+}
+
+/// An error with its sources, so "TLS handshake failed: unknown CA" survives.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

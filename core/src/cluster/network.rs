@@ -1,0 +1,90 @@
+//! openraft's network over the cluster port: append-entries, vote and
+//! install-snapshot RPCs as JSON POSTs to the peer's cluster listener.
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::client::{PeerClient, PeerError};
+use crate::storage::raft::{typ, NodeInfo, TypeConfig};
+
+/// Cluster paths of the Raft RPCs.
+pub const APPEND_PATH: &str = "/cluster/raft/append";
+pub const VOTE_PATH: &str = "/cluster/raft/vote";
+pub const SNAPSHOT_PATH: &str = "/cluster/raft/snapshot";
+
+/// Makes one [`PeerConnection`] per target.
+#[derive(Clone)]
+pub struct Network {
+    client: PeerClient,
+}
+
+impl Network {
+    /// A network over `client`.
+    pub fn new(client: PeerClient) -> Self {
+        Network { client }
+    }
+}
+
+/// The RPC client for one peer.
+pub struct PeerConnection {
+    client: PeerClient,
+    target: u64,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: u64, node: &NodeInfo) -> PeerConnection {
+        PeerConnection { client: self.client.clone(), target, addr: node.cluster_addr.clone() }
+    }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<u64, NodeInfo, RaftError<u64, E>>>;
+
+impl PeerConnection {
+    async fn call<Req, Resp, E>(&self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let answer: Result<Result<Resp, RaftError<u64, E>>, PeerError> =
+            self.client.post(&self.addr, path, req, option.hard_ttl()).await;
+        match answer {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
+            // Unreachable makes openraft back off instead of retrying at once.
+            Err(e @ PeerError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: typ::AppendEntriesRequest,
+        option: RPCOption,
+    ) -> RpcResult<typ::AppendEntriesResponse, openraft::error::Infallible> {
+        self.call(APPEND_PATH, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: typ::InstallSnapshotRequest,
+        option: RPCOption,
+    ) -> RpcResult<typ::InstallSnapshotResponse, InstallSnapshotError> {
+        self.call(SNAPSHOT_PATH, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: typ::VoteRequest,
+        option: RPCOption,
+    ) -> RpcResult<typ::VoteResponse, openraft::error::Infallible> {
+        self.call(VOTE_PATH, &rpc, &option).await
+    }
+}

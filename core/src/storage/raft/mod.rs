@@ -1,0 +1,39 @@
+//! Raft-replicated storage: the [`Storage`](super::Storage) map kept identical
+//! on every node by openraft. The log and the state machine live in two redb
+//! files under the raft `path`; log entries carry barrier ciphertext only.
+
+pub mod log_store;
+pub mod state_machine;
+pub mod storage;
+pub mod types;
+
+pub use log_store::LogStore;
+pub use state_machine::{Changes, StateMachine};
+pub use storage::{no_leader, LeaderLink, ProposeOutcome, RaftStorage};
+pub use types::{node_id_of, typ, NodeInfo, Request, Response, TypeConfig, WireOp};
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{StoreBuilder, Suite};
+
+    use super::*;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), typ::StorageError> {
+            let dir = tempfile::tempdir().map_err(|e| {
+                openraft::StorageIOError::write(openraft::AnyError::error(e.to_string()))
+            })?;
+            let log = LogStore::open(&dir.path().join("raft-log.redb"))?;
+            let sm = StateMachine::open(&dir.path().join("raft-sm.redb"))?;
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// openraft's storage conformance suite over the redb log store and state machine.
+    #[test]
+    fn openraft_storage_suite() {
+        Suite::test_all(Builder).unwrap();
+    }
+}

@@ -1,0 +1,192 @@
+//! [`RaftStorage`]: the [`Storage`] trait over openraft. Reads are local
+//! state-machine reads (callers that need linearizability first pass a
+//! [`RaftStorage::read_barrier`]); writes go through the leader's log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::redb::Database;
+use async_trait::async_trait;
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::broadcast;
+
+use super::state_machine::{read_key, scan_prefix, Changes};
+use super::types::{typ, NodeInfo, Request, WireOp};
+use super::{LogStore, StateMachine};
+use crate::storage::{Op, Storage, StorageError};
+
+/// How a follower reaches the leader: forward a write batch, ask for the read
+/// index. Implemented by the cluster transport.
+#[async_trait]
+pub trait LeaderLink: Send + Sync + 'static {
+    /// Have the leader commit `ops` as one log entry; the entry's index.
+    async fn forward_batch(&self, leader: &NodeInfo, ops: Vec<WireOp>) -> Result<u64, StorageError>;
+    /// The leader's commit index once it has confirmed its leadership.
+    async fn read_index(&self, leader: &NodeInfo) -> Result<u64, StorageError>;
+}
+
+/// Storage replicated by Raft.
+pub struct RaftStorage {
+    raft: typ::Raft,
+    db: Arc<Database>,
+    sm: StateMachine,
+    log: LogStore,
+    link: Arc<dyn LeaderLink>,
+    timeout: Duration,
+}
+
+/// The error a node without a reachable leader gives: it cannot know whether
+/// a majority elsewhere moved on, so it neither writes nor reads consistently.
+pub fn no_leader() -> StorageError {
+    StorageError::Unavailable(
+        "no raft leader: this node cannot reach a quorum of the cluster; writes are refused and reads need X-Cairn-Consistency: stale"
+            .to_owned(),
+    )
+}
+
+impl RaftStorage {
+    /// Storage over a running `raft` whose state machine is `sm`. Writes and
+    /// barriers give up after `timeout` without a leader.
+    pub fn new(raft: typ::Raft, log: LogStore, sm: StateMachine, link: Arc<dyn LeaderLink>, timeout: Duration) -> Self {
+        RaftStorage { db: sm.database(), raft, sm, log, link, timeout }
+    }
+
+    /// The Raft handle (membership changes, metrics).
+    pub fn raft(&self) -> &typ::Raft {
+        &self.raft
+    }
+
+    /// Subscribe to the keys each applied entry changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
+        self.sm.subscribe()
+    }
+
+    /// (fsynced log appends, entries appended) since start.
+    pub fn append_stats(&self) -> (u64, u64) {
+        self.log.append_stats()
+    }
+
+    /// The current leader's id and description, waiting up to the timeout for
+    /// an election to finish.
+    pub async fn leader(&self) -> Result<(u64, NodeInfo), StorageError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if let Some(id) = m.current_leader {
+                    if let Some(node) = m.membership_config.membership().get_node(&id) {
+                        return Ok((id, node.clone()));
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, metrics.changed()).await.is_err() {
+                return Err(no_leader());
+            }
+        }
+    }
+
+    /// Whether this node is the leader right now (no round trip).
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.current_leader == Some(m.id)
+    }
+
+    /// Wait until this node's state machine reflects every write committed
+    /// before the call: the leader confirms its leadership with a quorum and
+    /// hands out its commit index (read-index), then this node waits to apply it.
+    pub async fn read_barrier(&self) -> Result<(), StorageError> {
+        let (leader_id, leader) = self.leader().await?;
+        let my_id = self.raft.metrics().borrow().id;
+        let index = if leader_id == my_id {
+            self.local_read_index().await?
+        } else {
+            self.link.read_index(&leader).await?
+        };
+        self.wait_applied(index).await
+    }
+
+    /// Wait until the local state machine has applied `index`.
+    pub async fn wait_applied(&self, index: u64) -> Result<(), StorageError> {
+        self.raft
+            .wait(Some(self.timeout))
+            .applied_index_at_least(Some(index), "read barrier")
+            .await
+            .map_err(|_| StorageError::Unavailable("timed out catching up with the raft leader".to_owned()))?;
+        Ok(())
+    }
+
+    /// On the leader: confirm leadership with a quorum, then the index reads must
+    /// wait for.
+    pub async fn local_read_index(&self) -> Result<u64, StorageError> {
+        match tokio::time::timeout(self.timeout, self.raft.get_read_log_id()).await {
+            Ok(Ok((read, _applied))) => Ok(read.map(|id| id.index).unwrap_or(0)),
+            Ok(Err(_)) | Err(_) => Err(no_leader()),
+        }
+    }
+
+    /// On the leader: append `ops` as one entry and wait until it is committed
+    /// and applied here.
+    pub async fn propose(&self, ops: Vec<WireOp>) -> Result<ProposeOutcome, StorageError> {
+        match tokio::time::timeout(self.timeout, self.raft.client_write(Request { ops })).await {
+            Ok(Ok(resp)) => Ok(ProposeOutcome::Committed(resp.log_id.index)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Ok(ProposeOutcome::NotLeader(f.leader_node))
+            }
+            Ok(Err(e)) => Err(StorageError::Unavailable(format!("raft write failed: {e}"))),
+            // The entry may still commit later; the caller only learns it did not in time.
+            Err(_) => Err(StorageError::Unavailable(
+                "timed out waiting for a raft quorum to commit the write".to_owned(),
+            )),
+        }
+    }
+}
+
+/// What happened to a proposal.
+#[derive(Debug)]
+pub enum ProposeOutcome {
+    /// Committed by a quorum and applied locally, at this log index.
+    Committed(u64),
+    /// This node is not the leader; the leader, if known.
+    NotLeader(Option<NodeInfo>),
+}
+
+#[async_trait]
+impl Storage for RaftStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let db = Arc::clone(&self.db);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || read_key(&db, &key))
+            .await
+            .map_err(|e| StorageError::Io(e.to_string()))?
+    }
+
+    async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<WireOp> = ops.into_iter().map(WireOp::from).collect();
+        if self.is_leader() {
+            match self.propose(ops.clone()).await? {
+                ProposeOutcome::Committed(_) => return Ok(()),
+                // Leadership moved between the check and the proposal: forward below.
+                ProposeOutcome::NotLeader(_) => {}
+            }
+        }
+        let (_, leader) = self.leader().await?;
+        let index = self.link.forward_batch(&leader, ops).await?;
+        // Make the write visible here too before answering, so a caller reading
+        // back from this node sees its own write.
+        self.wait_applied(index).await
+    }
+
+    async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let db = Arc::clone(&self.db);
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || scan_prefix(&db, &prefix))
+            .await
+            .map_err(|e| StorageError::Io(e.to_string()))?
+    }
+}
