@@ -122,6 +122,7 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     let mut tasks = Vec::new();
     if let Some((c, listens)) = cluster {
         node.set_cluster(c.clone());
+        crate::cluster::follow_changes(c.clone(), node.clone());
         let state = Arc::new(AppState { node: node.clone(), metrics: Metrics::default(), max_request_size: DEFAULT_MAX_REQUEST_SIZE });
         tasks.extend(crate::cluster::launch(c, api::router(state), listens, args.insecure_cluster).await?);
     }

@@ -81,7 +81,7 @@ async fn by_token(ctx: &Ctx<'_>, token: &str) -> Result<TokenEntry, ApiError> {
         .tokens
         .lookup(token, time::now())
         .await?
-        .ok_or_else(|| ApiError::bad_request("bad token"))
+        .ok_or_else(|| ApiError::new(axum::http::StatusCode::FORBIDDEN, "bad token"))
 }
 
 async fn by_accessor(ctx: &Ctx<'_>, accessor: &str) -> Result<TokenEntry, ApiError> {

@@ -328,6 +328,13 @@ pub async fn launch(
             tracing::warn!("--insecure-cluster: peer traffic is plaintext and unauthenticated; never do this outside tests");
             None
         }
+        // A lone node given a cluster_addr but no peer TLS: serve without a
+        // cluster port (no peer can join it) rather than refuse to start or
+        // fall back to plaintext.
+        (None, false) if cluster.config.retry_join.is_empty() => {
+            tracing::warn!("no peer TLS configured (cluster_tls_*): running as a single node without a cluster listener");
+            return Ok(None);
+        }
         (None, false) => {
             return Err(ClusterError::Config(
                 "a cluster needs peer TLS: set cluster_tls_cert_file, cluster_tls_key_file and cluster_tls_ca_file in storage \"raft\" (or pass --insecure-cluster in development)".into(),
@@ -347,4 +354,37 @@ pub async fn launch(
         .map_err(|e| ClusterError::Config(e.to_string()))?;
     tokio::spawn(join::retry_join(cluster));
     Ok(Some(task))
+}
+
+/// Whether a replicated change touches state a node caches in memory.
+fn invalidates_cache(key: &str) -> bool {
+    key.is_empty()
+        || key == crate::barrier::KEYRING_PATH
+        || key == crate::node::mounts::MOUNTS_PATH
+        || key.starts_with("sys/policy/")
+        || key.starts_with("core/audit")
+}
+
+/// Keep a follower's caches in step with the replicated log: when an applied
+/// entry changes the keyring, the mount table, a policy or the audit table (or
+/// a snapshot replaces everything), the node rebuilds its unsealed state. The
+/// leader changed those itself, in memory, before writing them.
+pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
+    let mut changes = cluster.storage.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let keys = match changes.recv().await {
+                Ok(keys) => keys,
+                // Missed notifications: assume the worst and reload.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(vec![String::new()]),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            if cluster.storage.is_leader() || !keys.iter().any(|k| invalidates_cache(k)) {
+                continue;
+            }
+            if let Err(e) = node.reload().await {
+                tracing::error!(error = %e, "failed to reload replicated state; the node is sealed");
+            }
+        }
+    });
 }

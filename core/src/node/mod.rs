@@ -327,6 +327,14 @@ impl Node {
         Ok(Unsealed { tokens, policies, mounts, audit, leases, root_key, background: vec![tidy, expiry] })
     }
 
+    /// Re-read the keyring and rebuild the unsealed subsystems from storage. A
+    /// Raft follower calls this when the replicated log changed state they
+    /// cache (mount table, policies, keyring). Does nothing while sealed.
+    pub async fn reload(&self) -> Result<(), NodeError> {
+        let Ok(current) = self.unsealed() else { return Ok(()) };
+        self.unseal_with_key(current.root_key.clone()).await
+    }
+
     /// `sys/seal`: drop every key from memory.
     pub async fn seal(&self) {
         self.set_unsealed(None);

@@ -112,6 +112,15 @@ pub fn normalize_path(path: &str) -> Result<String, MountError> {
     Ok(format!("{trimmed}/"))
 }
 
+/// A default lease TTL above the maximum could never be granted.
+fn check_ttls(c: &MountConfig) -> Result<(), MountError> {
+    let max = if c.max_lease_ttl > 0 { c.max_lease_ttl } else { crate::auth::token::DEFAULT_TTL };
+    if c.default_lease_ttl > max {
+        return Err(MountError::BadRequest("default_lease_ttl cannot be greater than max_lease_ttl".into()));
+    }
+    Ok(())
+}
+
 fn build_engine(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dyn Engine>, MountError> {
     match kind {
         "kv" | "kv-v2" => match options.get("version").map(String::as_str) {
@@ -197,6 +206,7 @@ impl MountTable {
             options.entry("version".into()).or_insert_with(|| "2".into());
         }
         let engine = build_engine(kind, &options)?;
+        check_ttls(&config)?;
         let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
         if let Some(clash) = next
             .iter()
@@ -251,6 +261,9 @@ impl MountTable {
     /// Unmount and delete everything the engine stored.
     pub async fn disable(&self, path: &str) -> Result<(), MountError> {
         let path = normalize_path(path)?;
+        if RESERVED.iter().any(|r| path.starts_with(r)) {
+            return Err(MountError::BadRequest(format!("cannot unmount {path:?}")));
+        }
         let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
         let Some(pos) = next.iter().position(|m| m.entry.path == path) else {
             // Vault answers success for an unmounted path.
@@ -285,6 +298,7 @@ impl MountTable {
                 m.entry.config.max_lease_ttl = c.max_lease_ttl;
             }
         }
+        check_ttls(&m.entry.config)?;
         if let Some(d) = description {
             m.entry.description = d;
         }

@@ -60,6 +60,21 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
         return match call.operation {
             Operation::Read | Operation::List => {
                 let mut data = Map::new();
+                // The core's own mount, as Vault lists it.
+                data.insert(
+                    "sys/".into(),
+                    json!({
+                        "type": "system",
+                        "description": "system endpoints used for control, policy and debugging",
+                        "accessor": "system",
+                        "uuid": "system",
+                        "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false},
+                        "options": null,
+                        "local": false,
+                        "seal_wrap": true,
+                        "external_entropy_access": false,
+                    }),
+                );
                 for m in mounts.snapshot().iter() {
                     data.insert(m.entry.path.clone(), m.entry.to_json());
                 }

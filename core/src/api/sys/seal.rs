@@ -101,6 +101,14 @@ pub async fn seal(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
 /// each overridable by a query parameter.
 pub async fn health(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
     let s = state.node.status().await?;
+    // Every code parameter is checked, not only the one that applies now.
+    for name in ["activecode", "standbycode", "sealedcode", "uninitcode", "drsecondarycode", "perfstandbyactivecode", "performancestandbycode"] {
+        if let Some(v) = call.query(name) {
+            if !v.parse::<u16>().map(|c| (100..600).contains(&c)).unwrap_or(false) {
+                return Err(ApiError::bad_request(format!("{name} must be an HTTP status code")));
+            }
+        }
+    }
     let code = |name: &str, default: u16| -> Result<u16, ApiError> {
         match call.query(name) {
             None => Ok(default),

@@ -47,9 +47,11 @@ pub struct TokenEntry {
 }
 
 impl TokenEntry {
-    /// Whether the token has expired at `now`.
+    /// Whether the token has expired at `now` (whole seconds). Times are kept
+    /// in whole seconds, so the expiry second itself still counts as alive:
+    /// a token never dies before its TTL, and at most a second after it.
     pub fn expired(&self, now: i64) -> bool {
-        self.expire_time != 0 && now >= self.expire_time
+        self.expire_time != 0 && now > self.expire_time
     }
 
     /// Seconds left (0 for tokens that never expire).

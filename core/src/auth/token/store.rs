@@ -441,8 +441,8 @@ mod tests {
         assert_eq!(t.entry.expire_time, 110);
         let renewed = s.renew(&t.entry, 60, 105).await.unwrap();
         assert_eq!(renewed.expire_time, 125, "capped by explicit_max_ttl");
-        assert!(s.lookup(&t.token, 124).await.unwrap().is_some());
-        assert!(s.lookup(&t.token, 125).await.unwrap().is_none(), "expired tokens are refused");
+        assert!(s.lookup(&t.token, 125).await.unwrap().is_some(), "alive through its last second");
+        assert!(s.lookup(&t.token, 126).await.unwrap().is_none(), "expired tokens are refused");
         assert!(s.lookup_accessor(&t.entry.accessor, 1).await.unwrap().is_none(), "and purged");
 
         let limited = s.create(Some(&root.entry), params(serde_json::json!({"num_uses": 2})), "c", false, 0).await.unwrap();
@@ -462,7 +462,7 @@ mod tests {
         let (s, _) = store();
         let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "r", true, 0).await.unwrap();
         s.create(Some(&root.entry), params(serde_json::json!({"ttl": 5})), "c", false, 0).await.unwrap();
-        assert_eq!(s.tidy(10).await.unwrap(), 1);
+        assert_eq!(s.tidy(6).await.unwrap(), 1);
         assert_eq!(s.accessors().await.unwrap().len(), 1);
     }
 }
