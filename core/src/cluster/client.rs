@@ -11,12 +11,19 @@ use super::tls::{PeerTlsError, PeerTlsFiles};
 /// Failures talking to a peer.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    /// No connection, TLS refused, or no answer in time.
+    /// No connection could be made: the request was not sent, so retrying is safe.
+    #[error("peer {addr} is unreachable: {message}")]
+    Connect { addr: String, message: String },
+    /// The connection broke or no answer came in time.
     #[error("peer {addr} is unreachable: {message}")]
     Unreachable { addr: String, message: String },
     /// The peer answered with an HTTP error.
     #[error("peer {addr} answered {status}: {message}")]
-    Status { addr: String, status: u16, message: String },
+    Status {
+        addr: String,
+        status: u16,
+        message: String,
+    },
     /// The peer's answer was not what the protocol says.
     #[error("peer {addr} sent a malformed answer: {message}")]
     Malformed { addr: String, message: String },
@@ -37,22 +44,52 @@ impl PeerClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true);
         let (builder, scheme) = match tls {
-            Some(files) => (builder.use_preconfigured_tls(files.client_config()?), "https"),
+            Some(files) => (
+                builder.use_preconfigured_tls(files.client_config()?),
+                "https",
+            ),
             None => (builder.http2_prior_knowledge(), "http"),
         };
-        let http = builder.build().map_err(|e| PeerTlsError::Config(e.to_string()))?;
+        let http = builder
+            .build()
+            .map_err(|e| PeerTlsError::Config(e.to_string()))?;
         Ok(PeerClient { http, scheme })
     }
 
     /// POST `body` as JSON to `path` on the peer at `addr` (`host:port`).
-    pub async fn post<Req, Resp>(&self, addr: &str, path: &str, body: &Req, timeout: Duration) -> Result<Resp, PeerError>
+    pub async fn post<Req, Resp>(
+        &self,
+        addr: &str,
+        path: &str,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError>
     where
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
         let url = format!("{}://{}{}", self.scheme, addr, path);
-        let unreachable = |e: reqwest::Error| PeerError::Unreachable { addr: addr.to_owned(), message: error_chain(&e) };
-        let resp = self.http.post(url).timeout(timeout).json(body).send().await.map_err(unreachable)?;
+        let unreachable = |e: reqwest::Error| PeerError::Unreachable {
+            addr: addr.to_owned(),
+            message: error_chain(&e),
+        };
+        let resp = self
+            .http
+            .post(url)
+            .timeout(timeout)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    PeerError::Connect {
+                        addr: addr.to_owned(),
+                        message: error_chain(&e),
+                    }
+                } else {
+                    unreachable(e)
+                }
+            })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
@@ -62,7 +99,10 @@ impl PeerClient {
                 message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| PeerError::Malformed { addr: addr.to_owned(), message: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| PeerError::Malformed {
+            addr: addr.to_owned(),
+            message: e.to_string(),
+        })
     }
 }
 

@@ -52,10 +52,19 @@ fn unavailable(e: impl std::fmt::Display) -> StorageError {
 
 #[async_trait]
 impl LeaderLink for Link {
-    async fn forward_batch(&self, leader: &NodeInfo, ops: Vec<WireOp>) -> Result<u64, StorageError> {
+    async fn forward_batch(
+        &self,
+        leader: &NodeInfo,
+        ops: Vec<WireOp>,
+    ) -> Result<u64, StorageError> {
         let answer: Result<u64, String> = self
             .client
-            .post(&leader.cluster_addr, FORWARD_WRITE_PATH, &ForwardWrite { ops }, Duration::from_secs(10))
+            .post(
+                &leader.cluster_addr,
+                FORWARD_WRITE_PATH,
+                &ForwardWrite { ops },
+                Duration::from_secs(10),
+            )
             .await
             .map_err(unavailable)?;
         answer.map_err(StorageError::Unavailable)
@@ -64,7 +73,12 @@ impl LeaderLink for Link {
     async fn read_index(&self, leader: &NodeInfo) -> Result<u64, StorageError> {
         let answer: Result<u64, String> = self
             .client
-            .post(&leader.cluster_addr, READ_INDEX_PATH, &(), Duration::from_secs(5))
+            .post(
+                &leader.cluster_addr,
+                READ_INDEX_PATH,
+                &(),
+                Duration::from_secs(5),
+            )
             .await
             .map_err(unavailable)?;
         answer.map_err(StorageError::Unavailable)
@@ -78,10 +92,17 @@ pub async fn join_via(cluster: &Cluster, cluster_addr: &str) -> Result<(), Clust
 }
 
 /// Ask the node at `cluster_addr` to add `node` (a join relayed by a follower).
-pub async fn join_via_node(cluster: &Cluster, cluster_addr: &str, node: NodeInfo) -> Result<(), ClusterError> {
+pub async fn join_via_node(
+    cluster: &Cluster,
+    cluster_addr: &str,
+    node: NodeInfo,
+) -> Result<(), ClusterError> {
     let addr = strip_scheme(cluster_addr);
     let request = JoinRequest { node };
-    let answer: Result<(), String> = cluster.client().post(addr, JOIN_PATH, &request, JOIN_TIMEOUT).await?;
+    let answer: Result<(), String> = cluster
+        .client()
+        .post(addr, JOIN_PATH, &request, JOIN_TIMEOUT)
+        .await?;
     answer.map_err(ClusterError::Membership)
 }
 
@@ -97,11 +118,15 @@ pub async fn leader_cluster_addr(join: &RetryJoin) -> Result<String, String> {
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
     if let Some(ca) = &join.leader_ca_cert_file {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("bad CA file {}: {e}", ca.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .map_err(|e| format!("bad CA file {}: {e}", ca.display()))?;
         builder = builder.add_root_certificate(cert);
     }
     let http = builder.build().map_err(|e| e.to_string())?;
-    let url = format!("{}/v1/sys/leader", join.leader_api_addr.trim_end_matches('/'));
+    let url = format!(
+        "{}/v1/sys/leader",
+        join.leader_api_addr.trim_end_matches('/')
+    );
     let body: serde_json::Value = http
         .get(url)
         .send()
@@ -137,7 +162,9 @@ pub async fn retry_join(cluster: Arc<Cluster>) {
                     tracing::info!(via = %stanza.leader_api_addr, "joined the raft cluster");
                     return;
                 }
-                Err(e) => tracing::info!(via = %stanza.leader_api_addr, error = %e, "join attempt failed; retrying"),
+                Err(e) => {
+                    tracing::info!(via = %stanza.leader_api_addr, error = %e, "join attempt failed; retrying")
+                }
             }
         }
         tokio::time::sleep(RETRY_PAUSE).await;

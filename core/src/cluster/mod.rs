@@ -97,10 +97,13 @@ impl Cluster {
     /// Open the raft files under `config.path` and start Raft. The node serves
     /// nothing until the cluster listener is started ([`peer_api::serve`]).
     pub async fn start(config: ClusterConfig) -> Result<Arc<Self>, ClusterError> {
-        std::fs::create_dir_all(&config.path)
-            .map_err(|e| ClusterError::Storage(format!("cannot create {}: {e}", config.path.display())))?;
-        let log = LogStore::open(&config.path.join("raft-log.redb")).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        let sm = StateMachine::open(&config.path.join("raft-sm.redb")).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        std::fs::create_dir_all(&config.path).map_err(|e| {
+            ClusterError::Storage(format!("cannot create {}: {e}", config.path.display()))
+        })?;
+        let log = LogStore::open(&config.path.join("raft-log.redb"))
+            .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let sm = StateMachine::open(&config.path.join("raft-sm.redb"))
+            .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let client = PeerClient::new(config.tls.as_ref())?;
         let raft_config = openraft::Config {
             cluster_name: "cairn".into(),
@@ -127,7 +130,14 @@ impl Cluster {
             cluster_addr: config.cluster_addr.clone(),
             api_addr: config.api_addr.clone(),
         };
-        Ok(Arc::new(Cluster { storage, config, id, me, client, api: OnceLock::new() }))
+        Ok(Arc::new(Cluster {
+            storage,
+            config,
+            id,
+            me,
+            client,
+            api: OnceLock::new(),
+        }))
     }
 
     /// The Raft handle.
@@ -160,7 +170,10 @@ impl Cluster {
     pub fn is_member(&self) -> bool {
         let metrics = self.raft().metrics();
         let m = metrics.borrow();
-        m.membership_config.membership().get_node(&self.id).is_some()
+        m.membership_config
+            .membership()
+            .get_node(&self.id)
+            .is_some()
     }
 
     /// Start a one-node cluster of this node, unless it is already a member.
@@ -175,11 +188,13 @@ impl Cluster {
             ));
         }
         let members = BTreeMap::from([(self.id, self.me.clone())]);
-        self.raft()
-            .initialize(members)
+        self.raft().initialize(members).await.map_err(|e| {
+            ClusterError::Membership(format!("failed to bootstrap the cluster: {e}"))
+        })?;
+        self.storage
+            .leader()
             .await
-            .map_err(|e| ClusterError::Membership(format!("failed to bootstrap the cluster: {e}")))?;
-        self.storage.leader().await.map_err(|e| ClusterError::Membership(e.to_string()))?;
+            .map_err(|e| ClusterError::Membership(e.to_string()))?;
         tracing::info!(node = %self.me.name, "bootstrapped a new raft cluster");
         Ok(())
     }
@@ -191,10 +206,14 @@ impl Cluster {
         let raft = self.raft();
         raft.add_learner(id, node.clone(), true)
             .await
-            .map_err(|e| ClusterError::Membership(format!("failed to add {} as a learner: {e}", node.name)))?;
+            .map_err(|e| {
+                ClusterError::Membership(format!("failed to add {} as a learner: {e}", node.name))
+            })?;
         raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
-            .map_err(|e| ClusterError::Membership(format!("failed to make {} a voter: {e}", node.name)))?;
+            .map_err(|e| {
+                ClusterError::Membership(format!("failed to make {} a voter: {e}", node.name))
+            })?;
         tracing::info!(peer = %node, "peer joined the cluster");
         Ok(())
     }
@@ -204,7 +223,9 @@ impl Cluster {
         let id = node_id_of(name);
         let known = self.peers().iter().any(|p| p.node_id == name);
         if !known {
-            return Err(ClusterError::Membership(format!("no peer named {name:?} in the cluster")));
+            return Err(ClusterError::Membership(format!(
+                "no peer named {name:?} in the cluster"
+            )));
         }
         let raft = self.raft();
         raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
@@ -243,14 +264,20 @@ impl Cluster {
         let metrics = self.raft().metrics();
         let m = metrics.borrow();
         let id = m.current_leader?;
-        m.membership_config.membership().get_node(&id).map(|n| (id, n.clone()))
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| (id, n.clone()))
     }
 
     /// (commit-ish: last log index, applied index) for `sys/leader`.
     pub fn indexes(&self) -> (u64, u64) {
         let metrics = self.raft().metrics();
         let m = metrics.borrow();
-        (m.last_log_index.unwrap_or(0), m.last_applied.map(|l| l.index).unwrap_or(0))
+        (
+            m.last_log_index.unwrap_or(0),
+            m.last_applied.map(|l| l.index).unwrap_or(0),
+        )
     }
 
     /// Whether this node is the leader and heard from a quorum recently enough
@@ -258,7 +285,10 @@ impl Cluster {
     pub fn leader_with_quorum(&self) -> bool {
         let metrics = self.raft().metrics();
         let m = metrics.borrow();
-        m.current_leader == Some(self.id) && m.millis_since_quorum_ack.map(|ms| ms < 2_000).unwrap_or(true)
+        m.current_leader == Some(self.id)
+            && m.millis_since_quorum_ack
+                .map(|ms| ms < 2_000)
+                .unwrap_or(true)
     }
 
     /// The peer client (peer TLS).
@@ -281,17 +311,28 @@ pub fn config_from_server(
     path: &std::path::Path,
     node_name: &str,
 ) -> Result<(ClusterConfig, bool), ClusterError> {
-    let first = config.listeners.first().map(|l| l.address.clone()).unwrap_or_default();
-    let listens = config.cluster_addr.is_some() || config.raft.tls.is_some() || !config.raft.retry_join.is_empty();
+    let first = config
+        .listeners
+        .first()
+        .map(|l| l.address.clone())
+        .unwrap_or_default();
+    let listens = config.cluster_addr.is_some()
+        || config.raft.tls.is_some()
+        || !config.raft.retry_join.is_empty();
     let cluster_addr = match &config.cluster_addr {
         Some(a) => join::strip_scheme(a).to_owned(),
         None => {
-            let addr: std::net::SocketAddr = first.parse().unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8200)));
+            let addr: std::net::SocketAddr = first
+                .parse()
+                .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8200)));
             std::net::SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)).to_string()
         }
     };
     let api_addr = config.api_addr.clone().unwrap_or_else(|| {
-        let tls = config.listeners.first().is_some_and(|l| !l.tls_disable && l.tls_cert_file.is_some());
+        let tls = config
+            .listeners
+            .first()
+            .is_some_and(|l| !l.tls_disable && l.tls_cert_file.is_some());
         format!("{}://{}", if tls { "https" } else { "http" }, first)
     });
     Ok((
@@ -345,7 +386,13 @@ pub async fn launch(
         Ok(a) => a,
         // A host name: listen on every interface at its port.
         Err(_) => {
-            let port = cluster.config.cluster_addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(8201);
+            let port = cluster
+                .config
+                .cluster_addr
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(8201);
             std::net::SocketAddr::from(([0, 0, 0, 0], port))
         }
     };
@@ -376,7 +423,9 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
             let keys = match changes.recv().await {
                 Ok(keys) => keys,
                 // Missed notifications: assume the worst and reload.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Arc::new(vec![String::new()]),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    Arc::new(vec![String::new()])
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             if cluster.storage.is_leader() || !keys.iter().any(|k| invalidates_cache(k)) {

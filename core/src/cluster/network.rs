@@ -1,7 +1,9 @@
 //! openraft's network over the cluster port: append-entries, vote and
 //! install-snapshot RPCs as JSON POSTs to the peer's cluster listener.
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -38,26 +40,39 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: u64, node: &NodeInfo) -> PeerConnection {
-        PeerConnection { client: self.client.clone(), target, addr: node.cluster_addr.clone() }
+        PeerConnection {
+            client: self.client.clone(),
+            target,
+            addr: node.cluster_addr.clone(),
+        }
     }
 }
 
 type RpcResult<T, E> = Result<T, RPCError<u64, NodeInfo, RaftError<u64, E>>>;
 
 impl PeerConnection {
-    async fn call<Req, Resp, E>(&self, path: &str, req: &Req, option: &RPCOption) -> RpcResult<Resp, E>
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> RpcResult<Resp, E>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let answer: Result<Result<Resp, RaftError<u64, E>>, PeerError> =
-            self.client.post(&self.addr, path, req, option.hard_ttl()).await;
+        let answer: Result<Result<Resp, RaftError<u64, E>>, PeerError> = self
+            .client
+            .post(&self.addr, path, req, option.hard_ttl())
+            .await;
         match answer {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
             // Unreachable makes openraft back off instead of retrying at once.
-            Err(e @ PeerError::Unreachable { .. }) => Err(RPCError::Unreachable(Unreachable::new(&e))),
+            Err(e @ (PeerError::Unreachable { .. } | PeerError::Connect { .. })) => {
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
             Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
         }
     }

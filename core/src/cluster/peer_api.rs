@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
-use super::join::{self, ForwardWrite, JoinRequest, FORWARD_WRITE_PATH, JOIN_PATH, READ_INDEX_PATH};
+use super::join::{
+    self, ForwardWrite, JoinRequest, FORWARD_WRITE_PATH, JOIN_PATH, READ_INDEX_PATH,
+};
 use super::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use super::Cluster;
 use crate::listener::{self, ListenerError};
@@ -72,7 +74,10 @@ pub async fn serve(
 
 type S = State<Arc<Cluster>>;
 
-async fn append(State(c): S, Json(rpc): Json<typ::AppendEntriesRequest>) -> Json<serde_json::Value> {
+async fn append(
+    State(c): S,
+    Json(rpc): Json<typ::AppendEntriesRequest>,
+) -> Json<serde_json::Value> {
     Json(serde_json::to_value(c.raft().append_entries(rpc).await).unwrap_or_default())
 }
 
@@ -80,21 +85,31 @@ async fn vote(State(c): S, Json(rpc): Json<typ::VoteRequest>) -> Json<serde_json
     Json(serde_json::to_value(c.raft().vote(rpc).await).unwrap_or_default())
 }
 
-async fn snapshot(State(c): S, Json(rpc): Json<typ::InstallSnapshotRequest>) -> Json<serde_json::Value> {
+async fn snapshot(
+    State(c): S,
+    Json(rpc): Json<typ::InstallSnapshotRequest>,
+) -> Json<serde_json::Value> {
     Json(serde_json::to_value(c.raft().install_snapshot(rpc).await).unwrap_or_default())
 }
 
 async fn forward_write(State(c): S, Json(req): Json<ForwardWrite>) -> Json<Result<u64, String>> {
     let answer = match c.storage.propose(req.ops).await {
         Ok(ProposeOutcome::Committed(index)) => Ok(index),
-        Ok(ProposeOutcome::NotLeader(_)) => Err("this node is no longer the raft leader; retry".to_owned()),
+        Ok(ProposeOutcome::NotLeader(_)) => {
+            Err("this node is no longer the raft leader; retry".to_owned())
+        }
         Err(e) => Err(e.to_string()),
     };
     Json(answer)
 }
 
 async fn read_index(State(c): S) -> Json<Result<u64, String>> {
-    Json(c.storage.local_read_index().await.map_err(|e| e.to_string()))
+    Json(
+        c.storage
+            .local_read_index()
+            .await
+            .map_err(|e| e.to_string()),
+    )
 }
 
 async fn join_handler(State(c): S, Json(req): Json<JoinRequest>) -> Json<Result<(), String>> {
@@ -102,14 +117,19 @@ async fn join_handler(State(c): S, Json(req): Json<JoinRequest>) -> Json<Result<
         c.add_member(req.node).await.map_err(|e| e.to_string())
     } else {
         match c.known_leader() {
-            Some((_, leader)) => join::join_via_node(&c, &leader.cluster_addr, req.node).await.map_err(|e| e.to_string()),
+            Some((_, leader)) => join::join_via_node(&c, &leader.cluster_addr, req.node)
+                .await
+                .map_err(|e| e.to_string()),
             None => Err("this node knows no raft leader; retry".to_owned()),
         }
     };
     Json(answer)
 }
 
-async fn api(State(c): S, Json(req): Json<ForwardedRequest>) -> Json<Result<ForwardedResponse, String>> {
+async fn api(
+    State(c): S,
+    Json(req): Json<ForwardedRequest>,
+) -> Json<Result<ForwardedResponse, String>> {
     Json(serve_forwarded(&c, req).await)
 }
 
@@ -119,7 +139,10 @@ async fn serve_forwarded(c: &Cluster, req: ForwardedRequest) -> Result<Forwarded
     let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| "bad method".to_owned())?;
     let mut http = Request::builder().method(method).uri(req.uri.as_str());
     for (name, value) in &req.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             http = http.header(n, v);
         }
     }
@@ -129,6 +152,11 @@ async fn serve_forwarded(c: &Cluster, req: ForwardedRequest) -> Result<Forwarded
     let http = http.body(Body::from(req.body)).map_err(|e| e.to_string())?;
     let resp = router.oneshot(http).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = axum::body::to_bytes(resp.into_body(), MAX_PEER_BODY).await.map_err(|e| e.to_string())?;
-    Ok(ForwardedResponse { status, body: body.to_vec() })
+    let body = axum::body::to_bytes(resp.into_body(), MAX_PEER_BODY)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ForwardedResponse {
+        status,
+        body: body.to_vec(),
+    })
 }

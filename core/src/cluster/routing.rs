@@ -41,14 +41,25 @@ fn is_node_local(path: &str) -> bool {
     let p = path.trim_start_matches("/v1/");
     matches!(
         p,
-        "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" | "sys/ha-status"
-            | "sys/storage/raft/join" | "sys/internal/specs/openapi" | "sys/cairn/noop"
+        "sys/init"
+            | "sys/seal-status"
+            | "sys/unseal"
+            | "sys/health"
+            | "sys/leader"
+            | "sys/ha-status"
+            | "sys/storage/raft/join"
+            | "sys/internal/specs/openapi"
+            | "sys/cairn/noop"
     ) || p == "sys/seal"
 }
 
 fn is_read(req: &Request<Body>) -> bool {
-    let list_query = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "list=true"));
-    matches!(req.method().as_str(), "GET" | "HEAD" | "LIST") || (req.method() == Method::GET && list_query)
+    let list_query = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "list=true"));
+    matches!(req.method().as_str(), "GET" | "HEAD" | "LIST")
+        || (req.method() == Method::GET && list_query)
 }
 
 fn unavailable(message: impl Into<String>) -> ApiError {
@@ -56,7 +67,12 @@ fn unavailable(message: impl Into<String>) -> ApiError {
 }
 
 /// Decide where `req` runs; forward it to the leader when it must run there.
-pub async fn route(cluster: &Cluster, sealed: bool, req: Request<Body>, max_body: usize) -> Result<Routed, ApiError> {
+pub async fn route(
+    cluster: &Cluster,
+    sealed: bool,
+    req: Request<Body>,
+    max_body: usize,
+) -> Result<Routed, ApiError> {
     if sealed || is_node_local(req.uri().path()) || req.headers().contains_key(FORWARDED_HEADER) {
         return Ok(Routed::Local(req));
     }
@@ -67,7 +83,11 @@ pub async fn route(cluster: &Cluster, sealed: bool, req: Request<Body>, max_body
         .is_some_and(|v| v.eq_ignore_ascii_case("stale"));
     if is_read(&req) {
         if !stale {
-            cluster.storage.read_barrier().await.map_err(|e| unavailable(e.to_string()))?;
+            cluster
+                .storage
+                .read_barrier()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?;
         }
         return Ok(Routed::Local(req));
     }
@@ -77,21 +97,51 @@ pub async fn route(cluster: &Cluster, sealed: bool, req: Request<Body>, max_body
         }
         return Ok(Routed::Local(req));
     }
-    let (_, leader) = cluster.storage.leader().await.map_err(|e| unavailable(e.to_string()))?;
-    if leader.cluster_addr == cluster.me().1.cluster_addr {
-        return Ok(Routed::Local(req));
-    }
     let forwarded = to_forwarded(req, max_body).await?;
-    let answer: Result<Result<ForwardedResponse, String>, PeerError> =
-        cluster.client().post(&leader.cluster_addr, API_PATH, &forwarded, Duration::from_secs(60)).await;
-    match answer {
-        Ok(Ok(resp)) => Ok(Routed::Forwarded(Reply {
-            status: resp.status,
-            raw: Some(("application/json", resp.body)),
-            ..Default::default()
-        })),
-        Ok(Err(e)) => Err(unavailable(format!("the raft leader could not serve the request: {e}"))),
-        Err(e) => Err(unavailable(format!("failed to forward the request to the raft leader: {e}"))),
+    // The leader this node knows of may just have died: retry while the
+    // request provably never left (connection refused) and a new leader may
+    // be elected, up to the leader timeout.
+    let deadline = std::time::Instant::now() + super::LEADER_TIMEOUT;
+    loop {
+        let (_, leader) = cluster
+            .storage
+            .leader()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if leader.cluster_addr == cluster.me().1.cluster_addr {
+            return Err(unavailable(
+                "leadership moved to this node while forwarding; retry the request",
+            ));
+        }
+        let answer: Result<Result<ForwardedResponse, String>, PeerError> = cluster
+            .client()
+            .post(
+                &leader.cluster_addr,
+                API_PATH,
+                &forwarded,
+                Duration::from_secs(60),
+            )
+            .await;
+        return match answer {
+            Ok(Ok(resp)) => Ok(Routed::Forwarded(Reply {
+                status: resp.status,
+                raw: Some(("application/json", resp.body)),
+                ..Default::default()
+            })),
+            Ok(Err(e)) => Err(unavailable(format!(
+                "the raft leader could not serve the request: {e}"
+            ))),
+            Err(PeerError::Connect { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(PeerError::Connect { .. }) => {
+                Err(unavailable(crate::storage::raft::no_leader().to_string()))
+            }
+            Err(e) => Err(unavailable(format!(
+                "failed to forward the request to the raft leader: {e}"
+            ))),
+        };
     }
 }
 
@@ -105,11 +155,18 @@ async fn to_forwarded(req: Request<Body>, max_body: usize) -> Result<ForwardedRe
         })
         .collect();
     let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than the limit of {max_body} bytes"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {max_body} bytes"),
+        )
     })?;
     Ok(ForwardedRequest {
         method: parts.method.as_str().to_owned(),
-        uri: parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| parts.uri.path().to_owned()),
+        uri: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| parts.uri.path().to_owned()),
         headers,
         body: body.to_vec(),
     })

@@ -30,16 +30,25 @@ pub struct PeerTlsFiles {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PeerTlsError> {
-    std::fs::read(path).map_err(|e| PeerTlsError::File { path: path.display().to_string(), message: e.to_string() })
+    std::fs::read(path).map_err(|e| PeerTlsError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PeerTlsError> {
     let pem = read(path)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| PeerTlsError::File { path: path.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| PeerTlsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(PeerTlsError::File { path: path.display().to_string(), message: "no certificate found".into() });
+        return Err(PeerTlsError::File {
+            path: path.display().to_string(),
+            message: "no certificate found".into(),
+        });
     }
     Ok(certs)
 }
@@ -47,14 +56,22 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PeerTlsError> {
 fn key(path: &Path) -> Result<PrivateKeyDer<'static>, PeerTlsError> {
     let pem = read(path)?;
     rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| PeerTlsError::File { path: path.display().to_string(), message: e.to_string() })?
-        .ok_or_else(|| PeerTlsError::File { path: path.display().to_string(), message: "no private key found".into() })
+        .map_err(|e| PeerTlsError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| PeerTlsError::File {
+            path: path.display().to_string(),
+            message: "no private key found".into(),
+        })
 }
 
 fn roots(path: &Path) -> Result<Arc<RootCertStore>, PeerTlsError> {
     let mut store = RootCertStore::empty();
     for cert in certs(path)? {
-        store.add(cert).map_err(|e| PeerTlsError::Config(format!("bad CA certificate: {e}")))?;
+        store
+            .add(cert)
+            .map_err(|e| PeerTlsError::Config(format!("bad CA certificate: {e}")))?;
     }
     Ok(Arc::new(store))
 }
@@ -67,9 +84,10 @@ impl PeerTlsFiles {
     /// The acceptor of the cluster listener: refuses any client without a
     /// certificate signed by the cluster CA.
     pub fn acceptor(&self) -> Result<TlsAcceptor, PeerTlsError> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots(&self.ca_file)?, provider())
-            .build()
-            .map_err(|e| PeerTlsError::Config(e.to_string()))?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(roots(&self.ca_file)?, provider())
+                .build()
+                .map_err(|e| PeerTlsError::Config(e.to_string()))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| PeerTlsError::Config(e.to_string()))?

@@ -51,7 +51,10 @@ async fn remove_peer(cluster: &Cluster, call: &Call) -> Result<Reply, ApiError> 
         .str_param("server_id")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("server_id is required"))?;
-    cluster.remove_member(&name).await.map_err(|e| ApiError::bad_request(e.to_string()))?;
+    cluster
+        .remove_member(&name)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(Reply::empty())
 }
 
@@ -60,7 +63,9 @@ async fn remove_peer(cluster: &Cluster, call: &Call) -> Result<Reply, ApiError> 
 pub async fn join_endpoint(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
     let cluster = cluster_of(state)?;
     if cluster.is_member() {
-        return Err(ApiError::bad_request("this node is already a member of a raft cluster"));
+        return Err(ApiError::bad_request(
+            "this node is already a member of a raft cluster",
+        ));
     }
     let leader_api_addr = call
         .str_param("leader_api_addr")
@@ -71,18 +76,28 @@ pub async fn join_endpoint(state: &AppState, call: &Call) -> Result<Reply, ApiEr
         // so retry logic and the join share one code path.
         Some(pem) => {
             let path = cluster.config().path.join("leader-ca.pem");
-            std::fs::write(&path, pem).map_err(|e| ApiError::internal(format!("cannot store leader_ca_cert: {e}")))?;
+            std::fs::write(&path, pem)
+                .map_err(|e| ApiError::internal(format!("cannot store leader_ca_cert: {e}")))?;
             Some(path)
         }
         None => None,
     };
-    let stanza = RetryJoin { leader_api_addr, leader_ca_cert_file: ca_file };
-    let addr = join::leader_cluster_addr(&stanza)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("cannot find the cluster leader: {e}")))?;
-    join::join_via(cluster, &addr)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("failed to join the cluster: {e}")))?;
+    let stanza = RetryJoin {
+        leader_api_addr,
+        leader_ca_cert_file: ca_file,
+    };
+    let addr = join::leader_cluster_addr(&stanza).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot find the cluster leader: {e}"),
+        )
+    })?;
+    join::join_via(cluster, &addr).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("failed to join the cluster: {e}"),
+        )
+    })?;
     Ok(Reply::bare(200, &json!({ "joined": true })))
 }
 
@@ -111,13 +126,25 @@ pub fn ha_status(state: &AppState) -> Result<Reply, ApiError> {
 /// leader api address, leader cluster address, committed, applied).
 pub fn leader_view(state: &AppState) -> (bool, bool, String, String, u64, u64) {
     let Some(cluster) = state.node.cluster() else {
-        return (false, !state.node.is_sealed(), String::new(), String::new(), 0, 0);
+        return (
+            false,
+            !state.node.is_sealed(),
+            String::new(),
+            String::new(),
+            0,
+            0,
+        );
     };
     let (last, applied) = cluster.indexes();
     match cluster.known_leader() {
-        Some((id, leader)) => {
-            (true, id == cluster.me().0, leader.api_addr.clone(), cluster.cluster_url(&leader), last, applied)
-        }
+        Some((id, leader)) => (
+            true,
+            id == cluster.me().0,
+            leader.api_addr.clone(),
+            cluster.cluster_url(&leader),
+            last,
+            applied,
+        ),
         None => (true, false, String::new(), String::new(), last, applied),
     }
 }

@@ -67,7 +67,10 @@ impl LogStore {
     /// (fsynced append transactions, entries appended) since open: the ratio
     /// shows how many proposals shared one fsync.
     pub fn append_stats(&self) -> (u64, u64) {
-        (self.appends.load(Ordering::Relaxed), self.entries.load(Ordering::Relaxed))
+        (
+            self.appends.load(Ordering::Relaxed),
+            self.entries.load(Ordering::Relaxed),
+        )
     }
 
     /// Run blocking redb work off the async workers.
@@ -77,7 +80,9 @@ impl LogStore {
         F: FnOnce(&Database) -> Result<T, typ::StorageError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(write_err)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(write_err)?
     }
 
     async fn get_meta<T: DeserializeOwned + Send + 'static>(
@@ -173,7 +178,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             })
             .await?;
         let last_log_id = last.map(|e| e.log_id).or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -188,17 +196,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta("vote").await
     }
 
-    async fn save_committed(&mut self, committed: Option<typ::LogId>) -> Result<(), typ::StorageError> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<typ::LogId>,
+    ) -> Result<(), typ::StorageError> {
         // Not fsynced on its own: the next append's commit makes it durable, and a
         // committed id that is lost only delays applying until the leader resends it.
-        self.put_meta("committed", &committed, Durability::None).await
+        self.put_meta("committed", &committed, Durability::None)
+            .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<typ::LogId>, typ::StorageError> {
-        Ok(self.get_meta::<Option<typ::LogId>>("committed").await?.flatten())
+        Ok(self
+            .get_meta::<Option<typ::LogId>>("committed")
+            .await?
+            .flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), typ::StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), typ::StorageError>
     where
         I: IntoIterator<Item = typ::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,

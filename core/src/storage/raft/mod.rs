@@ -21,7 +21,9 @@ mod tests {
     struct Builder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
-        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), typ::StorageError> {
+        async fn build(
+            &self,
+        ) -> Result<(tempfile::TempDir, LogStore, StateMachine), typ::StorageError> {
             let dir = tempfile::tempdir().map_err(|e| {
                 openraft::StorageIOError::write(openraft::AnyError::error(e.to_string()))
             })?;

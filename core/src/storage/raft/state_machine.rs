@@ -79,7 +79,11 @@ impl StateMachine {
         txn.open_table(META).map_err(write_err)?;
         txn.commit().map_err(write_err)?;
         let (changes, _) = broadcast::channel(1024);
-        Ok(StateMachine { db: Arc::new(db), changes, applies: Arc::new(AtomicU64::new(0)) })
+        Ok(StateMachine {
+            db: Arc::new(db),
+            changes,
+            applies: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// The database, for local reads.
@@ -98,19 +102,30 @@ impl StateMachine {
         F: FnOnce(&Database) -> Result<T, typ::StorageError> + Send + 'static,
     {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(write_err)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(write_err)?
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(db: &Database, name: &str) -> Result<Option<T>, typ::StorageError> {
+    fn meta<T: serde::de::DeserializeOwned>(
+        db: &Database,
+        name: &str,
+    ) -> Result<Option<T>, typ::StorageError> {
         let txn = db.begin_read().map_err(read_err)?;
         let table = txn.open_table(META).map_err(read_err)?;
         match table.get(name).map_err(read_err)? {
-            Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(read_err),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(read_err),
             None => Ok(None),
         }
     }
 
-    fn put_meta<T: Serialize>(txn: &WriteTransaction, name: &str, value: &T) -> Result<(), typ::StorageError> {
+    fn put_meta<T: Serialize>(
+        txn: &WriteTransaction,
+        name: &str,
+        value: &T,
+    ) -> Result<(), typ::StorageError> {
         let bytes = serde_json::to_vec(value).map_err(write_err)?;
         txn.open_table(META)
             .map_err(write_err)?
@@ -131,17 +146,26 @@ impl StateMachine {
             .map_err(read_err)?
             .map(|v| v.value().to_vec())
             .unwrap_or_default();
-        Ok(Some(typ::Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(Some(typ::Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
 /// Apply storage ops to the kv table.
-fn apply_ops(txn: &WriteTransaction, ops: &[WireOp], changed: &mut Vec<String>) -> Result<(), typ::StorageError> {
+fn apply_ops(
+    txn: &WriteTransaction,
+    ops: &[WireOp],
+    changed: &mut Vec<String>,
+) -> Result<(), typ::StorageError> {
     let mut table = txn.open_table(KV).map_err(write_err)?;
     for op in ops {
         match op {
             WireOp::Put { key, value } => {
-                table.insert(key.as_str(), value.as_slice()).map_err(write_err)?;
+                table
+                    .insert(key.as_str(), value.as_slice())
+                    .map_err(write_err)?;
             }
             WireOp::Delete { key } => {
                 table.remove(key.as_str()).map_err(write_err)?;
@@ -165,7 +189,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let txn = db.begin_read().map_err(snap_err)?;
             let meta_table = txn.open_table(META).map_err(snap_err)?;
             let get = |name: &str| -> Result<Option<Vec<u8>>, typ::StorageError> {
-                Ok(meta_table.get(name).map_err(snap_err)?.map(|v| v.value().to_vec()))
+                Ok(meta_table
+                    .get(name)
+                    .map_err(snap_err)?
+                    .map(|v| v.value().to_vec()))
             };
             let last_applied: Option<typ::LogId> = match get("last_applied")? {
                 Some(b) => serde_json::from_slice(&b).map_err(snap_err)?,
@@ -179,7 +206,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             let mut pairs = Vec::new();
             for item in kv.iter().map_err(snap_err)? {
                 let (k, v) = item.map_err(snap_err)?;
-                pairs.push(Pair { key: k.value().to_owned(), value: v.value().to_vec() });
+                pairs.push(Pair {
+                    key: k.value().to_owned(),
+                    value: v.value().to_vec(),
+                });
             }
             drop(meta_table);
             drop(txn);
@@ -188,7 +218,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, crate::time::now()),
                 None => format!("0-0-{}", crate::time::now()),
             };
-            let meta = typ::SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+            let meta = typ::SnapshotMeta {
+                last_log_id: last_applied,
+                last_membership: membership,
+                snapshot_id,
+            };
             let mut store = db.begin_write().map_err(snap_err)?;
             store.set_durability(Durability::Immediate);
             StateMachine::put_meta(&store, "snapshot_meta", &meta)?;
@@ -198,7 +232,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 .insert("snapshot_data", data.as_slice())
                 .map_err(snap_err)?;
             store.commit().map_err(snap_err)?;
-            Ok(typ::Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+            Ok(typ::Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            })
         })
         .await
     }
@@ -207,10 +244,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = StateMachine;
 
-    async fn applied_state(&mut self) -> Result<(Option<typ::LogId>, typ::StoredMembership), typ::StorageError> {
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<typ::LogId>, typ::StoredMembership), typ::StorageError> {
         self.blocking(|db| {
             let applied = StateMachine::meta::<Option<typ::LogId>>(db, "last_applied")?.flatten();
-            let membership = StateMachine::meta::<typ::StoredMembership>(db, "membership")?.unwrap_or_default();
+            let membership =
+                StateMachine::meta::<typ::StoredMembership>(db, "membership")?.unwrap_or_default();
             Ok((applied, membership))
         })
         .await
@@ -226,7 +266,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         }
         let n = self.applies.fetch_add(1, Ordering::Relaxed) + 1;
-        let durability = if n % SYNC_EVERY == 0 { Durability::Immediate } else { Durability::None };
+        let durability = if n % SYNC_EVERY == 0 {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
         let (responses, changed) = self
             .blocking(move |db| {
                 let mut txn = db.begin_write().map_err(write_err)?;
@@ -238,7 +282,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     last = Some(entry.log_id);
                     match &entry.payload {
                         EntryPayload::Blank => {}
-                        EntryPayload::Normal(Request { ops }) => apply_ops(&txn, ops, &mut changed)?,
+                        EntryPayload::Normal(Request { ops }) => {
+                            apply_ops(&txn, ops, &mut changed)?
+                        }
                         EntryPayload::Membership(m) => {
                             let stored = typ::StoredMembership::new(Some(entry.log_id), m.clone());
                             StateMachine::put_meta(&txn, "membership", &stored)?;
@@ -262,7 +308,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, typ::StorageError> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, typ::StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -281,7 +329,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let mut kv = txn.open_table(KV).map_err(snap_err)?;
                 kv.retain(|_, _| false).map_err(snap_err)?;
                 for pair in &data.pairs {
-                    kv.insert(pair.key.as_str(), pair.value.as_slice()).map_err(snap_err)?;
+                    kv.insert(pair.key.as_str(), pair.value.as_slice())
+                        .map_err(snap_err)?;
                 }
             }
             StateMachine::put_meta(&txn, "last_applied", &meta.last_log_id)?;
@@ -305,15 +354,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Read one key from the state machine.
 pub(crate) fn read_key(db: &Database, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-    let txn = db.begin_read().map_err(|e| StorageError::Io(format!("failed to begin a raft read: {e}")))?;
-    let table = txn.open_table(KV).map_err(|e| StorageError::Io(format!("failed to open the raft table: {e}")))?;
-    let value = table.get(key).map_err(|e| StorageError::Io(format!("failed to read a raft key: {e}")))?;
+    let txn = db
+        .begin_read()
+        .map_err(|e| StorageError::Io(format!("failed to begin a raft read: {e}")))?;
+    let table = txn
+        .open_table(KV)
+        .map_err(|e| StorageError::Io(format!("failed to open the raft table: {e}")))?;
+    let value = table
+        .get(key)
+        .map_err(|e| StorageError::Io(format!("failed to read a raft key: {e}")))?;
     Ok(value.map(|v| v.value().to_vec()))
 }
 
 /// Every key with `prefix`, in order.
 pub(crate) fn scan_prefix(db: &Database, prefix: &str) -> Result<Vec<String>, StorageError> {
-    let err = |e: &dyn std::fmt::Display| StorageError::Io(format!("failed to scan raft keys: {e}"));
+    let err =
+        |e: &dyn std::fmt::Display| StorageError::Io(format!("failed to scan raft keys: {e}"));
     let txn = db.begin_read().map_err(|e| err(&e))?;
     let table = txn.open_table(KV).map_err(|e| err(&e))?;
     let mut keys = Vec::new();

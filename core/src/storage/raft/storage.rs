@@ -20,7 +20,8 @@ use crate::storage::{Op, Storage, StorageError};
 #[async_trait]
 pub trait LeaderLink: Send + Sync + 'static {
     /// Have the leader commit `ops` as one log entry; the entry's index.
-    async fn forward_batch(&self, leader: &NodeInfo, ops: Vec<WireOp>) -> Result<u64, StorageError>;
+    async fn forward_batch(&self, leader: &NodeInfo, ops: Vec<WireOp>)
+        -> Result<u64, StorageError>;
     /// The leader's commit index once it has confirmed its leadership.
     async fn read_index(&self, leader: &NodeInfo) -> Result<u64, StorageError>;
 }
@@ -47,8 +48,21 @@ pub fn no_leader() -> StorageError {
 impl RaftStorage {
     /// Storage over a running `raft` whose state machine is `sm`. Writes and
     /// barriers give up after `timeout` without a leader.
-    pub fn new(raft: typ::Raft, log: LogStore, sm: StateMachine, link: Arc<dyn LeaderLink>, timeout: Duration) -> Self {
-        RaftStorage { db: sm.database(), raft, sm, log, link, timeout }
+    pub fn new(
+        raft: typ::Raft,
+        log: LogStore,
+        sm: StateMachine,
+        link: Arc<dyn LeaderLink>,
+        timeout: Duration,
+    ) -> Self {
+        RaftStorage {
+            db: sm.database(),
+            raft,
+            sm,
+            log,
+            link,
+            timeout,
+        }
     }
 
     /// The Raft handle (membership changes, metrics).
@@ -98,14 +112,27 @@ impl RaftStorage {
     /// before the call: the leader confirms its leadership with a quorum and
     /// hands out its commit index (read-index), then this node waits to apply it.
     pub async fn read_barrier(&self) -> Result<(), StorageError> {
+        // Leadership may be changing (a restarted node's election, a leader's
+        // death): retry until the timeout before calling the cluster unavailable.
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.read_index().await {
+                Ok(index) => return self.wait_applied(index).await,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// One read-index round through whoever leads now.
+    async fn read_index(&self) -> Result<u64, StorageError> {
         let (leader_id, leader) = self.leader().await?;
         let my_id = self.raft.metrics().borrow().id;
-        let index = if leader_id == my_id {
-            self.local_read_index().await?
+        if leader_id == my_id {
+            self.local_read_index().await
         } else {
-            self.link.read_index(&leader).await?
-        };
-        self.wait_applied(index).await
+            self.link.read_index(&leader).await
+        }
     }
 
     /// Wait until the local state machine has applied `index`.
@@ -114,7 +141,9 @@ impl RaftStorage {
             .wait(Some(self.timeout))
             .applied_index_at_least(Some(index), "read barrier")
             .await
-            .map_err(|_| StorageError::Unavailable("timed out catching up with the raft leader".to_owned()))?;
+            .map_err(|_| {
+                StorageError::Unavailable("timed out catching up with the raft leader".to_owned())
+            })?;
         Ok(())
     }
 

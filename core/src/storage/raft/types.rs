@@ -143,7 +143,10 @@ mod tests {
     fn wire_ops_round_trip_through_json() {
         let req = Request {
             ops: vec![
-                WireOp::Put { key: "a/b".into(), value: vec![0, 255, 7] },
+                WireOp::Put {
+                    key: "a/b".into(),
+                    value: vec![0, 255, 7],
+                },
                 WireOp::Delete { key: "c".into() },
             ],
         };
