@@ -9,13 +9,13 @@
 mod checks;
 pub mod input;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use arbitrary::{Arbitrary, Unstructured};
 use axum::body::Body;
 use cairn_core::api::{self, AppState, Metrics};
 use cairn_core::engines::{Operation, Request as EngineRequest};
-use cairn_core::node::Node;
+use cairn_core::node::{Node, Unsealed};
 use cairn_core::storage::memory::MemoryStorage;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
@@ -170,6 +170,7 @@ pub struct Received {
 
 async fn run(seq: Sequence) {
     let dev = dev_node().await;
+    let first_unsealed = dev.node.unsealed().ok().map(|u| Arc::downgrade(&u));
     let mut issued = Issued {
         unseal_key: dev.key_hex.clone(),
         ..Default::default()
@@ -194,6 +195,27 @@ async fn run(seq: Sequence) {
         harvest(&received, &mut issued);
     }
     after(&dev, may_touch_canary).await;
+    released(dev, first_unsealed).await;
+}
+
+/// Dropping a node must free it and its unsealed state: a reference cycle
+/// there would keep keys in memory after `sys/seal` and leak every node.
+async fn released(dev: DevNode, first_unsealed: Option<Weak<Unsealed>>) {
+    let node = Arc::downgrade(&dev.node);
+    let unsealed = dev.node.unsealed().ok().map(|u| Arc::downgrade(&u));
+    drop(dev);
+    // Aborted background tasks release what they hold once the runtime polls them.
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        node.strong_count(),
+        0,
+        "the node outlives every handle to it"
+    );
+    for u in [unsealed, first_unsealed].into_iter().flatten() {
+        assert_eq!(u.strong_count(), 0, "an unsealed state outlives its node");
+    }
 }
 
 /// Turn the fuzzed request into HTTP; `None` when it cannot be expressed
