@@ -33,6 +33,8 @@ fn needs_sudo(path: &str) -> bool {
         || path.starts_with("sys/audit/")
         || path == "sys/rotate"
         || path == "sys/seal"
+        || path == "sys/storage/raft/snapshot"
+        || path == "sys/storage/raft/remove-peer"
         || path == "sys/capabilities"
         || path.starts_with("sys/raw")
         || path.starts_with("auth/token/revoke-orphan")

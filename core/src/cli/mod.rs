@@ -23,6 +23,7 @@ mod kv;
 mod operator;
 mod output;
 mod policy;
+mod raft;
 mod secrets;
 mod status;
 mod token;

@@ -47,10 +47,18 @@ pub enum OperatorCommand {
     /// Show the active encryption key term.
     #[command(name = "key-status")]
     KeyStatus,
+    /// Raft cluster membership and backups.
+    Raft {
+        #[command(subcommand)]
+        command: super::raft::RaftCommand,
+    },
 }
 
 /// Runs an operator command.
 pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Outcome {
+    if let OperatorCommand::Raft { command } = command {
+        return super::raft::run(ctx, command).await;
+    }
     let client = ctx.client()?;
     match command {
         OperatorCommand::Init {
@@ -119,6 +127,7 @@ pub(crate) async fn run(ctx: &Ctx, command: OperatorCommand) -> Outcome {
                 emit(&kv_table(&key_status_rows(&status)))?;
             }
         }
+        OperatorCommand::Raft { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::broadcast;
 
-use super::state_machine::{read_key, scan_prefix, Changes};
+use super::state_machine::{export_pairs, read_key, scan_prefix, Changes};
 use super::types::{typ, NodeInfo, Request, WireOp};
 use super::{LogStore, StateMachine};
 use crate::storage::{Op, Storage, StorageError};
@@ -99,6 +99,14 @@ impl RaftStorage {
                 return Err(no_leader());
             }
         }
+    }
+
+    /// Every key and its (ciphertext) value in this node's state machine.
+    pub async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || export_pairs(&db))
+            .await
+            .map_err(|e| StorageError::Io(e.to_string()))?
     }
 
     /// Whether this node is the leader right now (no round trip).
