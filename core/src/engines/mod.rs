@@ -2,6 +2,7 @@
 //! logical requests for paths below it. It knows nothing of HTTP: the API layer
 //! turns HTTP into a [`Request`] and a [`Response`] or [`EngineError`] back into HTTP.
 
+pub mod database;
 pub mod kv;
 pub mod transit;
 

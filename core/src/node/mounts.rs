@@ -130,6 +130,7 @@ fn build_engine(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dy
             ))),
         },
         "transit" => Ok(Arc::new(crate::engines::transit::TransitEngine::new())),
+        "database" => Ok(Arc::new(crate::engines::database::DatabaseEngine::new())),
         other => Err(MountError::BadRequest(format!("unknown secrets engine type {other:?}"))),
     }
 }
