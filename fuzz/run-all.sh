@@ -33,15 +33,19 @@ for t in "${targets[@]}"; do
 done
 
 echo "==> replaying regressions and seeds"
+# `cargo fuzz run` would add the corpus directory to the file list, which
+# libFuzzer refuses; the built binaries take the files alone and run each once.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+bin_dir="${CARGO_TARGET_DIR:-$here/target}/$host/release"
 for t in "${targets[@]}"; do
     inputs=()
     for f in "regressions/$t"/* "seeds/$t"/*; do
         [[ -f "$f" && "$(basename "$f")" != .gitkeep ]] && inputs+=("$f")
     done
     if ((${#inputs[@]})); then
-        # Given files instead of directories, libFuzzer runs each once.
-        cargo fuzz run "${flags[@]}" "$t" -- -runs=1 "${inputs[@]}" >/dev/null 2>"artifacts/$t.replay.log" ||
+        "$bin_dir/$t" -runs=1 "${inputs[@]}" >"artifacts/$t.replay.log" 2>&1 ||
             { echo "!!> replay of $t failed, see fuzz/artifacts/$t.replay.log"; status=1; }
+        echo "    $t: ${#inputs[@]} inputs replayed"
     fi
 done
 
