@@ -55,6 +55,9 @@ impl KeyType {
 /// A keyed cipher, built once per key version (or per context for derived
 /// keys). Both variants wipe their key schedule when dropped.
 #[derive(Clone)]
+// Inline rather than boxed: derived keys build one per item, and a box would
+// be an allocation each time plus a pointer chase on every encryption.
+#[allow(clippy::large_enum_variant)]
 pub enum Aead {
     /// AES-256-GCM.
     Aes(Aes256Gcm),
@@ -74,7 +77,12 @@ impl Aead {
     /// Encrypt `plaintext` with a fresh random nonce, writing
     /// `nonce || ciphertext || tag` into `out` (cleared first, so a caller can
     /// reuse one buffer for a whole batch).
-    pub fn seal(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<(), TransitError> {
+    pub fn seal(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), TransitError> {
         out.clear();
         out.reserve(NONCE_LEN + plaintext.len() + TAG_LEN);
         let mut nonce = [0u8; NONCE_LEN];
@@ -98,7 +106,10 @@ impl Aead {
     /// [`TransitError::Authentication`], with no detail.
     pub fn open<'a>(&self, sealed: &'a mut [u8], aad: &[u8]) -> Result<&'a [u8], TransitError> {
         if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(TransitError::Malformed { what: "ciphertext", why: "ciphertext is too short" });
+            return Err(TransitError::Malformed {
+                what: "ciphertext",
+                why: "ciphertext is too short",
+            });
         }
         let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
         let tag_at = rest.len() - TAG_LEN;
@@ -117,7 +128,10 @@ impl Aead {
 /// The key for `context` under a derived key version: HKDF-SHA256 with the
 /// version's key as input key material, no salt, and the context as info (the
 /// construction Vault's `hkdf_sha256` KDF uses).
-pub fn derive_key(key: &[u8; KEY_LEN], context: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, TransitError> {
+pub fn derive_key(
+    key: &[u8; KEY_LEN],
+    context: &[u8],
+) -> Result<Zeroizing<[u8; KEY_LEN]>, TransitError> {
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
     Hkdf::<Sha256>::new(None, key)
         .expand(context, &mut okm[..])
@@ -155,15 +169,27 @@ mod tests {
             assert_eq!(aead.open(&mut copy, b"ad").unwrap(), b"attack at dawn");
 
             let mut wrong_ad = sealed.clone();
-            assert!(matches!(aead.open(&mut wrong_ad, b"other"), Err(TransitError::Authentication)));
+            assert!(matches!(
+                aead.open(&mut wrong_ad, b"other"),
+                Err(TransitError::Authentication)
+            ));
             for i in [0, NONCE_LEN, sealed.len() - 1] {
                 let mut flipped = sealed.clone();
                 flipped[i] ^= 1;
-                assert!(matches!(aead.open(&mut flipped, b"ad"), Err(TransitError::Authentication)), "{i}");
+                assert!(
+                    matches!(
+                        aead.open(&mut flipped, b"ad"),
+                        Err(TransitError::Authentication)
+                    ),
+                    "{i}"
+                );
             }
             let other = Aead::new(kind, &random_key());
             let mut copy = sealed.clone();
-            assert!(matches!(other.open(&mut copy, b"ad"), Err(TransitError::Authentication)));
+            assert!(matches!(
+                other.open(&mut copy, b"ad"),
+                Err(TransitError::Authentication)
+            ));
             assert!(aead.open(&mut [0u8; 27], b"").is_err());
         }
     }
@@ -193,7 +219,12 @@ mod tests {
         // RFC 5869 test case 3 (no salt, no info) truncated to 32 bytes.
         let ikm = [0x0bu8; 22];
         let mut okm = [0u8; 32];
-        Hkdf::<Sha256>::new(None, &ikm).expand(&[], &mut okm).unwrap();
-        assert_eq!(hex::encode(okm), "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d");
+        Hkdf::<Sha256>::new(None, &ikm)
+            .expand(&[], &mut okm)
+            .unwrap();
+        assert_eq!(
+            hex::encode(okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+        );
     }
 }

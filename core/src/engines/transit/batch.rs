@@ -12,7 +12,11 @@ use super::input::{self, Items};
 use crate::engines::Response;
 
 /// Run `f` over the request's items and shape the answer.
-pub fn run<F>(items: Items<'_>, body: &Map<String, Value>, mut f: F) -> Result<Response, TransitError>
+pub fn run<F>(
+    items: Items<'_>,
+    body: &Map<String, Value>,
+    mut f: F,
+) -> Result<Response, TransitError>
 where
     F: FnMut(&Map<String, Value>) -> Result<Map<String, Value>, TransitError>,
 {
@@ -50,9 +54,9 @@ where
         match partial_code {
             Some(code) if ok > 0 => match u16::try_from(code) {
                 Ok(code @ 1..=599) => resp.status = code,
-                _ => resp
-                    .warnings
-                    .push("partial_failure_response_code must be between 1 and 599; ignoring it".into()),
+                _ => resp.warnings.push(
+                    "partial_failure_response_code must be between 1 and 599; ignoring it".into(),
+                ),
             },
             _ => {}
         }
@@ -90,7 +94,8 @@ mod tests {
 
     #[test]
     fn batch_keeps_order_references_and_per_item_errors() {
-        let body = obj(json!({"batch_input": [{"n": 1, "reference": "a"}, {"reference": "b"}, {"n": 3}]}));
+        let body =
+            obj(json!({"batch_input": [{"n": 1, "reference": "a"}, {"reference": "b"}, {"n": 3}]}));
         let resp = run(input::items(&body).unwrap(), &body, double).unwrap();
         assert_eq!(resp.status, 400);
         assert_eq!(
@@ -105,13 +110,30 @@ mod tests {
 
     #[test]
     fn partial_failure_code_applies_only_when_something_succeeded() {
-        let body = obj(json!({"partial_failure_response_code": 207, "batch_input": [{"n": 1}, {}]}));
-        assert_eq!(run(input::items(&body).unwrap(), &body, double).unwrap().status, 207);
+        let body =
+            obj(json!({"partial_failure_response_code": 207, "batch_input": [{"n": 1}, {}]}));
+        assert_eq!(
+            run(input::items(&body).unwrap(), &body, double)
+                .unwrap()
+                .status,
+            207
+        );
         let body = obj(json!({"partial_failure_response_code": 207, "batch_input": [{}, {}]}));
-        assert_eq!(run(input::items(&body).unwrap(), &body, double).unwrap().status, 400);
+        assert_eq!(
+            run(input::items(&body).unwrap(), &body, double)
+                .unwrap()
+                .status,
+            400
+        );
         let body = obj(json!({"partial_failure_response_code": 207, "batch_input": [{"n": 1}]}));
-        assert_eq!(run(input::items(&body).unwrap(), &body, double).unwrap().status, 0);
-        let body = obj(json!({"partial_failure_response_code": 9999, "batch_input": [{"n": 1}, {}]}));
+        assert_eq!(
+            run(input::items(&body).unwrap(), &body, double)
+                .unwrap()
+                .status,
+            0
+        );
+        let body =
+            obj(json!({"partial_failure_response_code": 9999, "batch_input": [{"n": 1}, {}]}));
         let resp = run(input::items(&body).unwrap(), &body, double).unwrap();
         assert_eq!(resp.status, 400);
         assert_eq!(resp.warnings.len(), 1);

@@ -40,6 +40,11 @@ impl KeyCache {
         keys.insert(policy.name.clone(), policy);
     }
 
+    /// Forget everything.
+    pub fn clear(&self) {
+        self.write().clear();
+    }
+
     /// Forget the key `name` of `mount`.
     pub fn remove(&self, mount: &str, name: &str) {
         if let Some(keys) = self.write().get_mut(mount) {

@@ -34,7 +34,9 @@ pub struct Scratch {
 fn refuse_nonce(item: &Map<String, Value>) -> Result<(), TransitError> {
     match input::str_field(item, "nonce")? {
         None | Some("") => Ok(()),
-        Some(_) => Err(TransitError::bad("a nonce may only be given for convergent encryption, which is not supported")),
+        Some(_) => Err(TransitError::bad(
+            "a nonce may only be given for convergent encryption, which is not supported",
+        )),
     }
 }
 
@@ -50,12 +52,19 @@ fn seal_plain(policy: &KeyPolicy, version: u32, s: &mut Scratch) -> Result<Strin
 
 /// Decrypt the item's `ciphertext` in place in `s.sealed`; where in
 /// `s.sealed` the plaintext now is.
-fn open_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) -> Result<Range<usize>, TransitError> {
-    let text = input::str_field(item, "ciphertext")?.ok_or_else(|| TransitError::bad("missing ciphertext to decrypt"))?;
+fn open_item(
+    policy: &KeyPolicy,
+    item: &Map<String, Value>,
+    s: &mut Scratch,
+) -> Result<Range<usize>, TransitError> {
+    let text = input::str_field(item, "ciphertext")?
+        .ok_or_else(|| TransitError::bad("missing ciphertext to decrypt"))?;
     let (version, payload) = format::parse(text, "ciphertext")?;
     let key = policy.decryption_version(version, "ciphertext")?;
-    input::decode_into(payload, &mut s.sealed)
-        .map_err(|_| TransitError::Malformed { what: "ciphertext", why: "could not decode base64" })?;
+    input::decode_into(payload, &mut s.sealed).map_err(|_| TransitError::Malformed {
+        what: "ciphertext",
+        why: "could not decode base64",
+    })?;
     input::b64_field(item, "context", &mut s.context)?;
     input::b64_field(item, "associated_data", &mut s.aad)?;
     let context = (!s.context.is_empty()).then_some(&s.context[..]);
@@ -65,9 +74,15 @@ fn open_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) -> 
 }
 
 /// One encrypt item: `{ciphertext, key_version}`.
-fn encrypt_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) -> Result<Map<String, Value>, TransitError> {
-    let text = input::str_field(item, "plaintext")?.ok_or_else(|| TransitError::bad("missing plaintext to encrypt"))?;
-    input::decode_into(text, &mut s.plain).map_err(|_| TransitError::bad("failed to base64-decode plaintext"))?;
+fn encrypt_item(
+    policy: &KeyPolicy,
+    item: &Map<String, Value>,
+    s: &mut Scratch,
+) -> Result<Map<String, Value>, TransitError> {
+    let text = input::str_field(item, "plaintext")?
+        .ok_or_else(|| TransitError::bad("missing plaintext to encrypt"))?;
+    input::decode_into(text, &mut s.plain)
+        .map_err(|_| TransitError::bad("failed to base64-decode plaintext"))?;
     input::b64_field(item, "context", &mut s.context)?;
     input::b64_field(item, "associated_data", &mut s.aad)?;
     refuse_nonce(item)?;
@@ -80,16 +95,27 @@ fn encrypt_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) 
 }
 
 /// One decrypt item: `{plaintext}`.
-fn decrypt_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) -> Result<Map<String, Value>, TransitError> {
+fn decrypt_item(
+    policy: &KeyPolicy,
+    item: &Map<String, Value>,
+    s: &mut Scratch,
+) -> Result<Map<String, Value>, TransitError> {
     let plain = open_item(policy, item, s)?;
     let mut out = Map::new();
-    out.insert("plaintext".into(), Value::String(B64.encode(&s.sealed[plain])));
+    out.insert(
+        "plaintext".into(),
+        Value::String(B64.encode(&s.sealed[plain])),
+    );
     Ok(out)
 }
 
 /// One rewrap item: decrypt, then encrypt with the requested (or latest)
 /// version under the same context: `{ciphertext, key_version}`.
-fn rewrap_item(policy: &KeyPolicy, item: &Map<String, Value>, s: &mut Scratch) -> Result<Map<String, Value>, TransitError> {
+fn rewrap_item(
+    policy: &KeyPolicy,
+    item: &Map<String, Value>,
+    s: &mut Scratch,
+) -> Result<Map<String, Value>, TransitError> {
     refuse_nonce(item)?;
     let version = policy.encryption_version(input::int_field(item, "key_version")?)?;
     let plain = open_item(policy, item, s)?;
@@ -108,8 +134,15 @@ fn has_context(item: &Map<String, Value>) -> bool {
 }
 
 /// The key for a decrypt / rewrap / datakey / hmac: it must exist.
-pub async fn existing(engine: &TransitEngine, view: &View, name: &str) -> Result<Arc<KeyPolicy>, TransitError> {
-    engine.policy(view, name).await?.ok_or(TransitError::KeyNotFound)
+pub async fn existing(
+    engine: &TransitEngine,
+    view: &View,
+    name: &str,
+) -> Result<Arc<KeyPolicy>, TransitError> {
+    engine
+        .policy(view, name)
+        .await?
+        .ok_or(TransitError::KeyNotFound)
 }
 
 /// Create the key on a first encrypt (Vault's upsert): `type` from the body,
@@ -135,7 +168,11 @@ async fn upsert(
             engine.cache.put(view.prefix(), p.clone());
             Ok(p)
         }
-        None => engine.commit(view, KeyPolicy::new(name, kind, derived, now())).await,
+        None => {
+            engine
+                .commit(view, KeyPolicy::new(name, kind, derived, now()))
+                .await
+        }
     }
 }
 
@@ -153,7 +190,10 @@ pub async fn encrypt(
         Items::Batch(list) => {
             let first = list.first().is_some_and(|i| has_context(i));
             if list.iter().any(|i| has_context(i) != first) {
-                return Err(TransitError::bad("context should be set either in all the request blocks or in none").into());
+                return Err(TransitError::bad(
+                    "context should be set either in all the request blocks or in none",
+                )
+                .into());
             }
             first
         }
@@ -164,7 +204,9 @@ pub async fn encrypt(
         None => return Err(TransitError::KeyNotFound.into()),
     };
     let mut s = Scratch::default();
-    Ok(batch::run(items, body, |item| encrypt_item(&policy, item, &mut s))?)
+    Ok(batch::run(items, body, |item| {
+        encrypt_item(&policy, item, &mut s)
+    })?)
 }
 
 /// `POST decrypt/<name>`.
@@ -177,7 +219,9 @@ pub async fn decrypt(
     let items = input::items(body)?;
     let policy = existing(engine, view, name).await?;
     let mut s = Scratch::default();
-    Ok(batch::run(items, body, |item| decrypt_item(&policy, item, &mut s))?)
+    Ok(batch::run(items, body, |item| {
+        decrypt_item(&policy, item, &mut s)
+    })?)
 }
 
 /// `POST rewrap/<name>`.
@@ -190,5 +234,7 @@ pub async fn rewrap(
     let items = input::items(body)?;
     let policy = existing(engine, view, name).await?;
     let mut s = Scratch::default();
-    Ok(batch::run(items, body, |item| rewrap_item(&policy, item, &mut s))?)
+    Ok(batch::run(items, body, |item| {
+        rewrap_item(&policy, item, &mut s)
+    })?)
 }

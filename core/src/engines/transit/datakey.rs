@@ -26,7 +26,12 @@ pub async fn generate(
     let with_plaintext = match kind {
         "plaintext" => true,
         "wrapped" => false,
-        _ => return Err(TransitError::bad("invalid path: expected datakey/plaintext/<name> or datakey/wrapped/<name>").into()),
+        _ => {
+            return Err(TransitError::bad(
+                "invalid path: expected datakey/plaintext/<name> or datakey/wrapped/<name>",
+            )
+            .into())
+        }
     };
     let bits = input::int_field(body, "bits")?.unwrap_or(256);
     let len = match bits {
@@ -34,7 +39,10 @@ pub async fn generate(
         _ => return Err(TransitError::bad("invalid bits value: expected 128, 256 or 512").into()),
     };
     if matches!(input::str_field(body, "nonce")?, Some(n) if !n.is_empty()) {
-        return Err(TransitError::bad("a nonce may only be given for convergent encryption, which is not supported").into());
+        return Err(TransitError::bad(
+            "a nonce may only be given for convergent encryption, which is not supported",
+        )
+        .into());
     }
     let policy = existing(engine, view, name).await?;
     let version = policy.encryption_version(input::int_field(body, "key_version")?)?;
@@ -47,7 +55,10 @@ pub async fn generate(
     let mut sealed = Zeroizing::new(Vec::new());
     aead.seal(&datakey, &[], &mut sealed)?;
     let mut out = Map::new();
-    out.insert("ciphertext".into(), Value::String(format::format(version, &sealed)));
+    out.insert(
+        "ciphertext".into(),
+        Value::String(format::format(version, &sealed)),
+    );
     out.insert("key_version".into(), Value::from(version));
     if with_plaintext {
         out.insert("plaintext".into(), Value::String(B64.encode(&*datakey)));

@@ -30,7 +30,9 @@ pub fn parse<'a>(text: &'a str, what: &'static str) -> Result<(u32, &'a str), Tr
         .strip_prefix(PREFIX)
         .or_else(|| text.strip_prefix(VAULT_PREFIX))
         .ok_or_else(|| malformed("no prefix"))?;
-    let (version, payload) = rest.split_once(':').ok_or_else(|| malformed("wrong number of fields"))?;
+    let (version, payload) = rest
+        .split_once(':')
+        .ok_or_else(|| malformed("wrong number of fields"))?;
     let version = version
         .strip_prefix('v')
         .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
@@ -60,9 +62,19 @@ mod tests {
 
     #[test]
     fn malformed_values_are_refused_without_echoing_them() {
-        for bad in ["", "AAAA", "other:v1:AAAA", "cairn:v1", "cairn:1:AAAA", "cairn:v:AAAA", "cairn:v0:AAAA",
-            "cairn:v-1:AAAA", "cairn:vx:AAAA", "cairn:v99999999999:AAAA", "cairn:v+1:AAAA"]
-        {
+        for bad in [
+            "",
+            "AAAA",
+            "other:v1:AAAA",
+            "cairn:v1",
+            "cairn:1:AAAA",
+            "cairn:v:AAAA",
+            "cairn:v0:AAAA",
+            "cairn:v-1:AAAA",
+            "cairn:vx:AAAA",
+            "cairn:v99999999999:AAAA",
+            "cairn:v+1:AAAA",
+        ] {
             let err = parse(bad, "ciphertext").unwrap_err().to_string();
             assert!(err.starts_with("invalid ciphertext: "), "{bad}: {err}");
             assert!(bad.is_empty() || !err.contains(bad), "{err}");

@@ -27,7 +27,9 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(
 pub const B64: GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 fn bad(field: &str, what: &str) -> TransitError {
-    TransitError::bad(format!("invalid value for field {field:?}: expected {what}"))
+    TransitError::bad(format!(
+        "invalid value for field {field:?}: expected {what}"
+    ))
 }
 
 /// Decode base64 `text` into `out` (cleared first). `Err(())` when it is
@@ -42,7 +44,10 @@ pub fn decode_into(text: &str, out: &mut Vec<u8>) -> Result<(), ()> {
 }
 
 /// An optional string field; `null` counts as absent.
-pub fn str_field<'a>(data: &'a Map<String, Value>, field: &str) -> Result<Option<&'a str>, TransitError> {
+pub fn str_field<'a>(
+    data: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, TransitError> {
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -52,12 +57,17 @@ pub fn str_field<'a>(data: &'a Map<String, Value>, field: &str) -> Result<Option
 
 /// An optional base64 field decoded into `out`; `Ok(false)` (and `out`
 /// empty) when the field is absent, `null` or the empty string.
-pub fn b64_field(data: &Map<String, Value>, field: &str, out: &mut Vec<u8>) -> Result<bool, TransitError> {
+pub fn b64_field(
+    data: &Map<String, Value>,
+    field: &str,
+    out: &mut Vec<u8>,
+) -> Result<bool, TransitError> {
     out.clear();
     match str_field(data, field)? {
         None | Some("") => Ok(false),
         Some(text) => {
-            decode_into(text, out).map_err(|_| TransitError::bad(format!("failed to base64-decode {field}")))?;
+            decode_into(text, out)
+                .map_err(|_| TransitError::bad(format!("failed to base64-decode {field}")))?;
             Ok(true)
         }
     }
@@ -81,7 +91,9 @@ fn weak_int(value: &Value) -> Option<i64> {
 pub fn int_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>, TransitError> {
     match data.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => weak_int(v).map(Some).ok_or_else(|| bad(field, "an integer")),
+        Some(v) => weak_int(v)
+            .map(Some)
+            .ok_or_else(|| bad(field, "an integer")),
     }
 }
 
@@ -146,7 +158,9 @@ pub fn items(body: &Map<String, Value>) -> Result<Items<'_>, TransitError> {
             list.iter()
                 .map(|v| match v {
                     Value::Object(m) => Ok(m),
-                    _ => Err(TransitError::bad("failed to parse batch input: every item must be an object")),
+                    _ => Err(TransitError::bad(
+                        "failed to parse batch input: every item must be an object",
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Items::Batch)
@@ -182,14 +196,20 @@ mod tests {
     fn b64_field_errors_name_the_field_not_the_value() {
         let mut out = Vec::new();
         let body = obj(json!({"plaintext": "%%secret%%"}));
-        let err = b64_field(&body, "plaintext", &mut out).unwrap_err().to_string();
-        assert!(err.contains("plaintext") && !err.contains("secret"), "{err}");
+        let err = b64_field(&body, "plaintext", &mut out)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("plaintext") && !err.contains("secret"),
+            "{err}"
+        );
         assert!(!b64_field(&obj(json!({"context": ""})), "context", &mut out).unwrap());
     }
 
     #[test]
     fn weak_fields() {
-        let body = obj(json!({"a": "3", "b": 2.0, "c": "true", "d": 0, "e": "x", "p": "0s", "q": "1h"}));
+        let body =
+            obj(json!({"a": "3", "b": 2.0, "c": "true", "d": 0, "e": "x", "p": "0s", "q": "1h"}));
         assert_eq!(int_field(&body, "a").unwrap(), Some(3));
         assert_eq!(int_field(&body, "b").unwrap(), Some(2));
         assert_eq!(bool_field(&body, "c").unwrap(), Some(true));
@@ -202,7 +222,10 @@ mod tests {
 
     #[test]
     fn batch_input_shapes() {
-        assert!(matches!(items(&obj(json!({"plaintext": ""}))).unwrap(), Items::Single(_)));
+        assert!(matches!(
+            items(&obj(json!({"plaintext": ""}))).unwrap(),
+            Items::Single(_)
+        ));
         match items(&obj(json!({"batch_input": [{}, {}]}))).unwrap() {
             Items::Batch(v) => assert_eq!(v.len(), 2),
             Items::Single(_) => panic!("single"),

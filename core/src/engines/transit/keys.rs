@@ -44,16 +44,22 @@ pub fn key_type(body: &Map<String, Value>) -> Result<KeyType, TransitError> {
 /// backups, convergent encryption and timed rotation.
 fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), TransitError> {
     if input::bool_field(body, "exportable")? == Some(true) {
-        return Err(TransitError::bad("exportable keys are not supported: key material never leaves the server"));
+        return Err(TransitError::bad(
+            "exportable keys are not supported: key material never leaves the server",
+        ));
     }
     if input::bool_field(body, "allow_plaintext_backup")? == Some(true) {
-        return Err(TransitError::bad("plaintext backups are not supported: key material never leaves the server"));
+        return Err(TransitError::bad(
+            "plaintext backups are not supported: key material never leaves the server",
+        ));
     }
     if input::bool_field(body, "convergent_encryption")? == Some(true) {
         return Err(TransitError::bad("convergent encryption is not supported"));
     }
     if !input::duration_is_zero(body, "auto_rotate_period")? {
-        return Err(TransitError::bad("auto_rotate_period is not supported: rotate keys with keys/<name>/rotate"));
+        return Err(TransitError::bad(
+            "auto_rotate_period is not supported: rotate keys with keys/<name>/rotate",
+        ));
     }
     Ok(())
 }
@@ -75,13 +81,21 @@ pub async fn create(
             resp.warnings.push(format!("key {name} already existed"));
             return Ok(resp);
         }
-        None => engine.commit(view, KeyPolicy::new(name, kind, derived, now())).await?,
+        None => {
+            engine
+                .commit(view, KeyPolicy::new(name, kind, derived, now()))
+                .await?
+        }
     };
     Ok(Response::data(policy.to_json()))
 }
 
 /// `GET keys/<name>`: the key's settings and version times; 404 if missing.
-pub async fn read(engine: &TransitEngine, view: &View, name: &str) -> Result<Response, EngineError> {
+pub async fn read(
+    engine: &TransitEngine,
+    view: &View,
+    name: &str,
+) -> Result<Response, EngineError> {
     match engine.policy(view, name).await? {
         Some(p) => Ok(Response::data(p.to_json())),
         None => Err(EngineError::NotFound),
@@ -98,7 +112,11 @@ pub async fn list(view: &View) -> Result<Response, EngineError> {
 }
 
 /// `DELETE keys/<name>`: only once `deletion_allowed` was set.
-pub async fn delete(engine: &TransitEngine, view: &View, name: &str) -> Result<Response, EngineError> {
+pub async fn delete(
+    engine: &TransitEngine,
+    view: &View,
+    name: &str,
+) -> Result<Response, EngineError> {
     let _guard = engine.lock(view, name).await;
     let Some(policy) = store::load(view, name).await? else {
         return Err(TransitError::bad(format!("could not delete key {name}: not found")).into());
@@ -112,7 +130,11 @@ pub async fn delete(engine: &TransitEngine, view: &View, name: &str) -> Result<R
 }
 
 /// `POST keys/<name>/rotate`: add a version that new encryptions use.
-pub async fn rotate(engine: &TransitEngine, view: &View, name: &str) -> Result<Response, EngineError> {
+pub async fn rotate(
+    engine: &TransitEngine,
+    view: &View,
+    name: &str,
+) -> Result<Response, EngineError> {
     let _guard = engine.lock(view, name).await;
     let Some(mut policy) = store::load(view, name).await? else {
         return Err(TransitError::KeyNotFound.into());
@@ -133,7 +155,9 @@ pub async fn configure(
 ) -> Result<Response, EngineError> {
     let _guard = engine.lock(view, name).await;
     let Some(mut policy) = store::load(view, name).await? else {
-        return Err(TransitError::bad(format!("no existing key named {name} could be found")).into());
+        return Err(
+            TransitError::bad(format!("no existing key named {name} could be found")).into(),
+        );
     };
     let warnings = apply_config(&mut policy, body)?;
     let policy = engine.commit(view, policy).await?;
@@ -143,24 +167,38 @@ pub async fn configure(
 }
 
 /// Apply the config fields to `policy`; warnings for the response.
-fn apply_config(policy: &mut KeyPolicy, body: &Map<String, Value>) -> Result<Vec<String>, TransitError> {
+fn apply_config(
+    policy: &mut KeyPolicy,
+    body: &Map<String, Value>,
+) -> Result<Vec<String>, TransitError> {
     if input::bool_field(body, "exportable")? == Some(true) {
-        return Err(TransitError::bad("exportable keys are not supported: key material never leaves the server"));
+        return Err(TransitError::bad(
+            "exportable keys are not supported: key material never leaves the server",
+        ));
     }
     if input::bool_field(body, "allow_plaintext_backup")? == Some(true) {
-        return Err(TransitError::bad("plaintext backups are not supported: key material never leaves the server"));
+        return Err(TransitError::bad(
+            "plaintext backups are not supported: key material never leaves the server",
+        ));
     }
     if !input::duration_is_zero(body, "auto_rotate_period")? {
-        return Err(TransitError::bad("auto_rotate_period is not supported: rotate keys with keys/<name>/rotate"));
+        return Err(TransitError::bad(
+            "auto_rotate_period is not supported: rotate keys with keys/<name>/rotate",
+        ));
     }
     let mut warnings = Vec::new();
     let latest = i64::from(policy.latest_version());
     if let Some(v) = input::int_field(body, "min_decryption_version")? {
         if v < 0 {
-            return Err(TransitError::bad("min decryption version cannot be negative"));
+            return Err(TransitError::bad(
+                "min decryption version cannot be negative",
+            ));
         }
         let v = if v == 0 {
-            warnings.push("since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1".to_owned());
+            warnings.push(
+                "since Vault 0.3, transit key numbering starts at 1; forcing minimum to 1"
+                    .to_owned(),
+            );
             1
         } else {
             v
@@ -174,7 +212,9 @@ fn apply_config(policy: &mut KeyPolicy, body: &Map<String, Value>) -> Result<Vec
     }
     if let Some(v) = input::int_field(body, "min_encryption_version")? {
         if v < 0 {
-            return Err(TransitError::bad("min encryption version cannot be negative"));
+            return Err(TransitError::bad(
+                "min encryption version cannot be negative",
+            ));
         }
         if v > latest {
             return Err(TransitError::bad(format!(
@@ -183,7 +223,9 @@ fn apply_config(policy: &mut KeyPolicy, body: &Map<String, Value>) -> Result<Vec
         }
         policy.min_encryption_version = v as u32;
     }
-    if policy.min_encryption_version > 0 && policy.min_encryption_version < policy.min_decryption_version {
+    if policy.min_encryption_version > 0
+        && policy.min_encryption_version < policy.min_decryption_version
+    {
         return Err(TransitError::bad(
             "cannot set min encryption/decryption values; min encryption version must be greater than or equal to min decryption version",
         ));

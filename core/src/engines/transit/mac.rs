@@ -38,12 +38,18 @@ impl Algorithm {
             "sha2-256" => Ok(Algorithm::Sha256),
             "sha2-384" => Ok(Algorithm::Sha384),
             "sha2-512" => Ok(Algorithm::Sha512),
-            other => Err(TransitError::bad(format!("unsupported algorithm {other:?}"))),
+            other => Err(TransitError::bad(format!(
+                "unsupported algorithm {other:?}"
+            ))),
         }
     }
 
     /// From the URL, else the first of `fields` present in the body, else SHA-256.
-    fn of_request(url: Option<&str>, body: &Map<String, Value>, fields: &[&str]) -> Result<Algorithm, TransitError> {
+    fn of_request(
+        url: Option<&str>,
+        body: &Map<String, Value>,
+        fields: &[&str],
+    ) -> Result<Algorithm, TransitError> {
         if let Some(name) = url.filter(|u| !u.is_empty()) {
             return Algorithm::parse(name);
         }
@@ -56,8 +62,13 @@ impl Algorithm {
     }
 }
 
-fn compute<M: Mac + KeyInit>(key: &[u8], data: &[u8], out: &mut Vec<u8>) -> Result<(), TransitError> {
-    let mut mac = <M as KeyInit>::new_from_slice(key).map_err(|_| TransitError::bad("invalid HMAC key"))?;
+fn compute<M: Mac + KeyInit>(
+    key: &[u8],
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TransitError> {
+    let mut mac =
+        <M as KeyInit>::new_from_slice(key).map_err(|_| TransitError::bad("invalid HMAC key"))?;
     mac.update(data);
     out.clear();
     out.extend_from_slice(&mac.finalize().into_bytes());
@@ -84,8 +95,10 @@ struct Scratch {
 
 /// Decode the item's `input` into `s.input`.
 fn read_input(item: &Map<String, Value>, s: &mut Scratch) -> Result<(), TransitError> {
-    let text = input::str_field(item, "input")?.ok_or_else(|| TransitError::bad("missing input"))?;
-    input::decode_into(text, &mut s.input).map_err(|_| TransitError::bad("unable to decode input as base64"))
+    let text =
+        input::str_field(item, "input")?.ok_or_else(|| TransitError::bad("missing input"))?;
+    input::decode_into(text, &mut s.input)
+        .map_err(|_| TransitError::bad("unable to decode input as base64"))
 }
 
 /// `POST hmac/<name>[/<algorithm>]` with `input` (or `batch_input`),
@@ -107,7 +120,10 @@ pub async fn hmac(
         read_input(item, &mut s)?;
         digest(alg, key.hmac_key(), &s.input, &mut s.mac)?;
         let mut out = Map::new();
-        out.insert("hmac".into(), Value::String(format::format(version, &s.mac)));
+        out.insert(
+            "hmac".into(),
+            Value::String(format::format(version, &s.mac)),
+        );
         Ok(out)
     })?)
 }
@@ -119,8 +135,15 @@ fn verify_item(
     item: &Map<String, Value>,
     s: &mut Scratch,
 ) -> Result<Map<String, Value>, TransitError> {
-    let given = match (input::str_field(item, "hmac")?, input::str_field(item, "signature")?) {
-        (Some(_), Some(_)) => return Err(TransitError::bad("provide one of 'signature' or 'hmac', not both")),
+    let given = match (
+        input::str_field(item, "hmac")?,
+        input::str_field(item, "signature")?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(TransitError::bad(
+                "provide one of 'signature' or 'hmac', not both",
+            ))
+        }
         (None, Some(_)) => {
             return Err(TransitError::bad(format!(
                 "key type {} does not support verification of signatures",
@@ -133,8 +156,10 @@ fn verify_item(
     read_input(item, s)?;
     let (version, payload) = format::parse(given, "HMAC")?;
     let key = policy.decryption_version(version, "HMAC")?;
-    input::decode_into(payload, &mut s.given)
-        .map_err(|_| TransitError::Malformed { what: "HMAC", why: "could not decode base64" })?;
+    input::decode_into(payload, &mut s.given).map_err(|_| TransitError::Malformed {
+        what: "HMAC",
+        why: "could not decode base64",
+    })?;
     digest(alg, key.hmac_key(), &s.input, &mut s.mac)?;
     let valid = s.mac.len() == s.given.len() && bool::from(s.mac.ct_eq(&s.given));
     let mut out = Map::new();
@@ -156,13 +181,17 @@ pub async fn verify(
     let items = input::items(body)?;
     if let Items::Single(_) = items {
         // Checked before the key lookup so the message is about the request.
-        if input::str_field(body, "hmac")?.is_none() && input::str_field(body, "signature")?.is_none() {
+        if input::str_field(body, "hmac")?.is_none()
+            && input::str_field(body, "signature")?.is_none()
+        {
             return Err(TransitError::bad("missing 'hmac' or 'signature' to verify").into());
         }
     }
     let policy = existing(engine, view, name).await?;
     let mut s = Scratch::default();
-    Ok(batch::run(items, body, |item| verify_item(&policy, alg, item, &mut s))?)
+    Ok(batch::run(items, body, |item| {
+        verify_item(&policy, alg, item, &mut s)
+    })?)
 }
 
 #[cfg(test)]
@@ -173,22 +202,59 @@ mod tests {
     fn rfc4231_case_2() {
         // Key "Jefe", data "what do ya want for nothing?".
         let mut out = Vec::new();
-        digest(Algorithm::Sha256, b"Jefe", b"what do ya want for nothing?", &mut out).unwrap();
-        assert_eq!(hex::encode(&out), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-        digest(Algorithm::Sha512, b"Jefe", b"what do ya want for nothing?", &mut out).unwrap();
+        digest(
+            Algorithm::Sha256,
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(&out),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        digest(
+            Algorithm::Sha512,
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &mut out,
+        )
+        .unwrap();
         assert!(hex::encode(&out).starts_with("164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd6"));
-        digest(Algorithm::Sha384, b"Jefe", b"what do ya want for nothing?", &mut out).unwrap();
+        digest(
+            Algorithm::Sha384,
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.len(), 48);
-        digest(Algorithm::Sha224, b"Jefe", b"what do ya want for nothing?", &mut out).unwrap();
+        digest(
+            Algorithm::Sha224,
+            b"Jefe",
+            b"what do ya want for nothing?",
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(out.len(), 28);
     }
 
     #[test]
     fn algorithm_from_url_then_body() {
-        let body: Map<String, Value> = serde_json::from_str(r#"{"algorithm": "sha2-512"}"#).unwrap();
-        assert_eq!(Algorithm::of_request(Some("sha2-384"), &body, &["algorithm"]).unwrap(), Algorithm::Sha384);
-        assert_eq!(Algorithm::of_request(None, &body, &["algorithm"]).unwrap(), Algorithm::Sha512);
-        assert_eq!(Algorithm::of_request(None, &Map::new(), &["algorithm"]).unwrap(), Algorithm::Sha256);
+        let body: Map<String, Value> =
+            serde_json::from_str(r#"{"algorithm": "sha2-512"}"#).unwrap();
+        assert_eq!(
+            Algorithm::of_request(Some("sha2-384"), &body, &["algorithm"]).unwrap(),
+            Algorithm::Sha384
+        );
+        assert_eq!(
+            Algorithm::of_request(None, &body, &["algorithm"]).unwrap(),
+            Algorithm::Sha512
+        );
+        assert_eq!(
+            Algorithm::of_request(None, &Map::new(), &["algorithm"]).unwrap(),
+            Algorithm::Sha256
+        );
         assert!(Algorithm::of_request(Some("md5"), &body, &["algorithm"]).is_err());
     }
 }

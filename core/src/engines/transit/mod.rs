@@ -66,7 +66,10 @@ impl Default for TransitEngine {
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Vault's rule for names: word characters, with `-` and `.` allowed inside.
@@ -85,7 +88,9 @@ fn key_name(name: &str) -> Result<&str, EngineError> {
     if valid_name(name) {
         Ok(name)
     } else {
-        Err(EngineError::BadRequest("invalid key name: use letters, digits, '_', '-' and '.'".into()))
+        Err(EngineError::BadRequest(
+            "invalid key name: use letters, digits, '_', '-' and '.'".into(),
+        ))
     }
 }
 
@@ -103,11 +108,17 @@ impl TransitEngine {
         let mut h = DefaultHasher::new();
         view.prefix().hash(&mut h);
         name.hash(&mut h);
-        self.stripes[(h.finish() % LOCK_STRIPES as u64) as usize].lock().await
+        self.stripes[(h.finish() % LOCK_STRIPES as u64) as usize]
+            .lock()
+            .await
     }
 
     /// The key `name`, from the cache or else from storage (then cached).
-    async fn policy(&self, view: &View, name: &str) -> Result<Option<Arc<KeyPolicy>>, TransitError> {
+    async fn policy(
+        &self,
+        view: &View,
+        name: &str,
+    ) -> Result<Option<Arc<KeyPolicy>>, TransitError> {
         if let Some(p) = self.cache.get(view.prefix(), name) {
             return Ok(Some(p));
         }
@@ -125,6 +136,22 @@ impl TransitEngine {
             }
             None => Ok(None),
         }
+    }
+
+    /// Forget the cached copy of a stored key that changed without passing
+    /// through this engine: a replicated write applied from another node.
+    /// `mount_prefix` is the mount's view prefix, `key` the storage key
+    /// relative to it (`policy/<name>`); other keys are ignored.
+    pub fn invalidate(&self, mount_prefix: &str, key: &str) {
+        if let Some(name) = key.strip_prefix(store::POLICY_PREFIX) {
+            self.cache.remove(mount_prefix, name);
+        }
+    }
+
+    /// Forget every cached key (e.g. when this node becomes leader, or its
+    /// storage was restored from a snapshot).
+    pub fn invalidate_all(&self) {
+        self.cache.clear();
     }
 
     /// Store `policy` and publish it to the cache. The caller holds the lock.
@@ -163,9 +190,13 @@ impl Engine for TransitEngine {
                     (None, Read) => keys::read(self, view, name).await,
                     (None, Create | Update) => keys::create(self, view, name, body).await,
                     (None, Delete) => keys::delete(self, view, name).await,
-                    (Some("config"), Create | Update) => keys::configure(self, view, name, body).await,
+                    (Some("config"), Create | Update) => {
+                        keys::configure(self, view, name, body).await
+                    }
                     (Some("rotate"), Create | Update) => keys::rotate(self, view, name).await,
-                    (Some("config" | "rotate"), _) | (None, _) => Err(EngineError::UnsupportedOperation),
+                    (Some("config" | "rotate"), _) | (None, _) => {
+                        Err(EngineError::UnsupportedOperation)
+                    }
                     (Some(_), _) => Err(EngineError::NotFound),
                 }
             }
@@ -221,7 +252,9 @@ impl Engine for TransitEngine {
     /// counts as existing.
     async fn exists(&self, path: &str, view: &View) -> Result<bool, EngineError> {
         match path.split_once('/') {
-            Some(("encrypt", name)) if valid_name(name) => Ok(self.policy(view, name).await?.is_some()),
+            Some(("encrypt", name)) if valid_name(name) => {
+                Ok(self.policy(view, name).await?.is_some())
+            }
             _ => Ok(true),
         }
     }

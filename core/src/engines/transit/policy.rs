@@ -38,7 +38,12 @@ impl KeyVersion {
         hmac_key: Zeroizing<[u8; KEY_LEN]>,
     ) -> KeyVersion {
         let aead = (!derived).then(|| Aead::new(kind, &key));
-        KeyVersion { created, key, hmac_key, aead }
+        KeyVersion {
+            created,
+            key,
+            hmac_key,
+            aead,
+        }
     }
 
     fn generate(kind: KeyType, derived: bool, created: i64) -> KeyVersion {
@@ -122,7 +127,8 @@ impl KeyPolicy {
 
     /// Add a new version, which becomes the one used for encryption.
     pub fn rotate(&mut self, now: i64) {
-        self.versions.push(KeyVersion::generate(self.key_type, self.derived, now));
+        self.versions
+            .push(KeyVersion::generate(self.key_type, self.derived, now));
     }
 
     fn version(&self, v: u32) -> Option<&KeyVersion> {
@@ -135,11 +141,17 @@ impl KeyPolicy {
         let latest = self.latest_version();
         let v = match requested.unwrap_or(0) {
             0 => return Ok(latest),
-            v if v < 0 => return Err(TransitError::bad("requested version for encryption is negative")),
+            v if v < 0 => {
+                return Err(TransitError::bad(
+                    "requested version for encryption is negative",
+                ))
+            }
             v => u32::try_from(v).unwrap_or(u32::MAX),
         };
         if v > latest {
-            return Err(TransitError::bad("requested version for encryption is higher than the latest key version"));
+            return Err(TransitError::bad(
+                "requested version for encryption is higher than the latest key version",
+            ));
         }
         if v < self.min_encryption_version {
             return Err(TransitError::bad(
@@ -155,25 +167,39 @@ impl KeyPolicy {
     }
 
     /// The version a ciphertext or HMAC names, if policy still allows it.
-    pub fn decryption_version(&self, v: u32, what: &'static str) -> Result<&KeyVersion, TransitError> {
+    pub fn decryption_version(
+        &self,
+        v: u32,
+        what: &'static str,
+    ) -> Result<&KeyVersion, TransitError> {
         if v < self.min_decryption_version {
             return Err(TransitError::TooOld);
         }
-        self.version(v).ok_or(TransitError::Malformed { what, why: "version is too new" })
+        self.version(v).ok_or(TransitError::Malformed {
+            what,
+            why: "version is too new",
+        })
     }
 
     /// The version to encrypt with (see [`Self::encryption_version`]).
     pub fn encryption_key(&self, v: u32) -> Result<&KeyVersion, TransitError> {
-        self.version(v).ok_or_else(|| TransitError::bad("invalid key version"))
+        self.version(v)
+            .ok_or_else(|| TransitError::bad("invalid key version"))
     }
 
     /// The cipher of `version` for `context`: the prebuilt one, or one keyed
     /// with the context's derived key. A derived key needs a context.
-    pub fn aead<'a>(&self, version: &'a KeyVersion, context: Option<&[u8]>) -> Result<Cow<'a, Aead>, TransitError> {
+    pub fn aead<'a>(
+        &self,
+        version: &'a KeyVersion,
+        context: Option<&[u8]>,
+    ) -> Result<Cow<'a, Aead>, TransitError> {
         match (&version.aead, self.derived) {
             (Some(aead), false) => Ok(Cow::Borrowed(aead)),
             _ => {
-                let context = context.filter(|c| !c.is_empty()).ok_or_else(|| TransitError::bad(CONTEXT_REQUIRED))?;
+                let context = context
+                    .filter(|c| !c.is_empty())
+                    .ok_or_else(|| TransitError::bad(CONTEXT_REQUIRED))?;
                 let key = derive_key(&version.key, context)?;
                 Ok(Cow::Owned(Aead::new(self.key_type, &key)))
             }

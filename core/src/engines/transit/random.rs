@@ -25,14 +25,18 @@ pub fn generate(rest: Option<&str>, body: &Map<String, Value>) -> Result<Respons
         },
     };
     let bytes = match url_bytes {
-        Some(text) => text.parse::<i64>().map_err(|_| TransitError::bad("error parsing url-set byte count"))?,
+        Some(text) => text
+            .parse::<i64>()
+            .map_err(|_| TransitError::bad("error parsing url-set byte count"))?,
         None => input::int_field(body, "bytes")?.unwrap_or(32),
     };
     if bytes < 1 {
         return Err(TransitError::bad("\"bytes\" cannot be less than 1"));
     }
     if bytes > MAX_BYTES {
-        return Err(TransitError::bad(format!("\"bytes\" should be less than {MAX_BYTES}")));
+        return Err(TransitError::bad(format!(
+            "\"bytes\" should be less than {MAX_BYTES}"
+        )));
     }
     let source = match url_source {
         Some(s) => s,
@@ -41,7 +45,11 @@ pub fn generate(rest: Option<&str>, body: &Map<String, Value>) -> Result<Respons
     match source {
         // No seal provides entropy here, so "all" is the platform source alone.
         "" | "platform" | "all" => {}
-        "seal" => return Err(TransitError::bad("no seal entropy source is configured; use source \"platform\"")),
+        "seal" => {
+            return Err(TransitError::bad(
+                "no seal entropy source is configured; use source \"platform\"",
+            ))
+        }
         other => {
             return Err(TransitError::bad(format!(
                 "unsupported entropy source {other:?}; must be \"platform\" or \"seal\", or \"all\""

@@ -103,7 +103,9 @@ fn storage_key(name: &str) -> String {
 }
 
 fn corrupt(view: &View, name: &str) -> TransitError {
-    TransitError::Barrier(BarrierError::Corrupt { key: format!("{}{}", view.prefix(), storage_key(name)) })
+    TransitError::Barrier(BarrierError::Corrupt {
+        key: format!("{}{}", view.prefix(), storage_key(name)),
+    })
 }
 
 /// Read the key `name`, or `None` if there is none.
@@ -115,7 +117,11 @@ pub async fn load(view: &View, name: &str) -> Result<Option<KeyPolicy>, TransitE
     let latest = stored.versions.len() as u32;
     let consistent = stored.name == name
         && latest >= 1
-        && stored.versions.iter().enumerate().all(|(i, v)| v.version == i as u32 + 1)
+        && stored
+            .versions
+            .iter()
+            .enumerate()
+            .all(|(i, v)| v.version == i as u32 + 1)
         && (1..=latest).contains(&stored.min_decryption_version)
         && stored.min_encryption_version <= latest;
     if !consistent {
@@ -124,7 +130,15 @@ pub async fn load(view: &View, name: &str) -> Result<Option<KeyPolicy>, TransitE
     let versions = stored
         .versions
         .into_iter()
-        .map(|v| KeyVersion::from_parts(stored.key_type, stored.derived, v.created, v.key.0, v.hmac_key.0))
+        .map(|v| {
+            KeyVersion::from_parts(
+                stored.key_type,
+                stored.derived,
+                v.created,
+                v.key.0,
+                v.hmac_key.0,
+            )
+        })
         .collect();
     Ok(Some(KeyPolicy::from_parts(
         stored.name,
@@ -160,8 +174,11 @@ pub async fn save(view: &View, policy: &KeyPolicy) -> Result<(), TransitError> {
     };
     // Sized up front so the buffer never reallocates, which would leave
     // copies of key material behind in freed memory.
-    let mut buf = Zeroizing::new(Vec::with_capacity(512 + policy.name.len() + 200 * stored.versions.len()));
-    serde_json::to_writer(&mut *buf, &stored).map_err(|_| TransitError::bad("failed to encode key"))?;
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        512 + policy.name.len() + 200 * stored.versions.len(),
+    ));
+    serde_json::to_writer(&mut *buf, &stored)
+        .map_err(|_| TransitError::bad("failed to encode key"))?;
     view.put(&storage_key(&policy.name), &buf).await?;
     Ok(())
 }
