@@ -334,31 +334,74 @@ async fn snapshot_restores_into_a_fresh_cluster_with_the_original_shares() {
         assert_eq!(status, 200);
     }
     let peers = cli(sa, &a.root, &["operator", "raft", "list-peers"]);
-    assert!(peers.status.success(), "{}", String::from_utf8_lossy(&peers.stderr));
+    assert!(
+        peers.status.success(),
+        "{}",
+        String::from_utf8_lossy(&peers.stderr)
+    );
     let peers = String::from_utf8_lossy(&peers.stdout).into_owned();
-    assert!(peers.contains("node1") && peers.contains("leader"), "{peers}");
+    assert!(
+        peers.contains("node1") && peers.contains("leader"),
+        "{peers}"
+    );
 
     let file = a.dir.path().join("backup.snap");
-    let save = cli(sa, &a.root, &["operator", "raft", "snapshot", "save", file.to_str().unwrap()]);
-    assert!(save.status.success(), "{}", String::from_utf8_lossy(&save.stderr));
+    let save = cli(
+        sa,
+        &a.root,
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "save",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        save.status.success(),
+        "{}",
+        String::from_utf8_lossy(&save.stderr)
+    );
     let backup = std::fs::read_to_string(&file).unwrap();
-    assert!(!backup.contains("secret-value"), "the backup holds ciphertext only");
+    assert!(
+        !backup.contains("secret-value"),
+        "the backup holds ciphertext only"
+    );
 
     let b = Cluster::start(1, Options::default()).await;
     let sb = &b.nodes[0].server;
-    let restore = cli(sb, &b.root, &["operator", "raft", "snapshot", "restore", file.to_str().unwrap()]);
-    assert!(restore.status.success(), "{}", String::from_utf8_lossy(&restore.stderr));
+    let restore = cli(
+        sb,
+        &b.root,
+        &[
+            "operator",
+            "raft",
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        restore.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restore.stderr)
+    );
     let (_, status) = sb.call("GET", "sys/seal-status", None, None).await;
     assert_eq!(status["sealed"], true, "restore seals the node");
     // B's own shares no longer open it; A's do.
     for k in b.keys.iter().take(3) {
-        sb.call("PUT", "sys/unseal", None, Some(json!({ "key": k }))).await;
+        sb.call("PUT", "sys/unseal", None, Some(json!({ "key": k })))
+            .await;
     }
     let (_, status) = sb.call("GET", "sys/seal-status", None, None).await;
     assert_eq!(status["sealed"], true);
-    sb.call("PUT", "sys/unseal", None, Some(json!({ "reset": true }))).await;
+    sb.call("PUT", "sys/unseal", None, Some(json!({ "reset": true })))
+        .await;
     sb.unseal(&a.keys).await;
     for i in 0..5 {
-        assert_eq!(get_value(sb, &a.root, &format!("b{i}"), false).await, (200, Some(format!("secret-value-{i}"))));
+        assert_eq!(
+            get_value(sb, &a.root, &format!("b{i}"), false).await,
+            (200, Some(format!("secret-value-{i}")))
+        );
     }
 }

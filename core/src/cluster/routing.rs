@@ -73,7 +73,17 @@ pub async fn route(
     req: Request<Body>,
     max_body: usize,
 ) -> Result<Routed, ApiError> {
-    if sealed || is_node_local(req.uri().path()) || req.headers().contains_key(FORWARDED_HEADER) {
+    if sealed || is_node_local(req.uri().path()) {
+        return Ok(Routed::Local(req));
+    }
+    if req.headers().contains_key(FORWARDED_HEADER) {
+        // A follower sent this write here as the leader: serve it once this
+        // leader has applied everything earlier leaders committed.
+        cluster
+            .storage
+            .leader_caught_up()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Local(req));
     }
     let stale = req
@@ -95,6 +105,11 @@ pub async fn route(
         if !cluster.leader_with_quorum() {
             return Err(unavailable(crate::storage::raft::no_leader().to_string()));
         }
+        cluster
+            .storage
+            .leader_caught_up()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Local(req));
     }
     let forwarded = to_forwarded(req, max_body).await?;

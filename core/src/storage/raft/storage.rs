@@ -109,6 +109,21 @@ impl RaftStorage {
             .map_err(|e| StorageError::Io(e.to_string()))?
     }
 
+    /// On a leader: wait until its state machine has applied an entry of its
+    /// own term, so every entry committed by earlier leaders is applied and a
+    /// read-modify-write (check-and-set, versions) reads current state.
+    pub async fn leader_caught_up(&self) -> Result<(), StorageError> {
+        self.raft
+            .wait(Some(self.timeout))
+            .metrics(
+                |m| m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term),
+                "leader applied its own term",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| no_leader())
+    }
+
     /// Whether this node is the leader right now (no round trip).
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();
