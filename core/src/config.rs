@@ -19,7 +19,10 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config is not valid HCL: {0}")]
     Syntax(String),
     #[error("invalid {stanza} stanza: {message}")]
@@ -31,7 +34,10 @@ pub enum ConfigError {
 }
 
 fn invalid(stanza: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { stanza: stanza.to_owned(), message: message.into() }
+    ConfigError::Invalid {
+        stanza: stanza.to_owned(),
+        message: message.into(),
+    }
 }
 
 /// A `listener "tcp"` stanza.
@@ -52,9 +58,17 @@ pub struct ListenerConfig {
 impl ListenerConfig {
     /// The socket address to bind.
     pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let addr = if self.address.is_empty() { "127.0.0.1:8200" } else { &self.address };
-        addr.parse()
-            .map_err(|_| invalid("listener \"tcp\"", format!("address {addr:?} is not an IP:port")))
+        let addr = if self.address.is_empty() {
+            "127.0.0.1:8200"
+        } else {
+            &self.address
+        };
+        addr.parse().map_err(|_| {
+            invalid(
+                "listener \"tcp\"",
+                format!("address {addr:?} is not an IP:port"),
+            )
+        })
     }
 }
 
@@ -151,17 +165,27 @@ fn raft_options(r: &RaftStanza) -> Result<RaftOptions, ConfigError> {
     };
     let mut retry_join = Vec::new();
     for b in blocks {
-        let addr = b.get("leader_api_addr").and_then(Value::as_str).unwrap_or_default();
+        let addr = b
+            .get("leader_api_addr")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if addr.is_empty() {
             return Err(invalid(stanza, "retry_join needs leader_api_addr"));
         }
-        let ca = b.get("leader_ca_cert_file").and_then(Value::as_str).filter(|s| !s.is_empty());
+        let ca = b
+            .get("leader_ca_cert_file")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
         retry_join.push(crate::cluster::RetryJoin {
             leader_api_addr: addr.to_owned(),
             leader_ca_cert_file: ca.map(PathBuf::from),
         });
     }
-    let files = [&r.cluster_tls_cert_file, &r.cluster_tls_key_file, &r.cluster_tls_ca_file];
+    let files = [
+        &r.cluster_tls_cert_file,
+        &r.cluster_tls_key_file,
+        &r.cluster_tls_ca_file,
+    ];
     let tls = match files.iter().filter(|f| !f.is_empty()).count() {
         0 => None,
         3 => Some(crate::cluster::tls::PeerTlsFiles {
@@ -187,8 +211,10 @@ fn block_json(block: &hcl::Block) -> Result<Value, ConfigError> {
 impl ServerConfig {
     /// Read and parse a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text)
     }
 
@@ -250,10 +276,11 @@ impl ServerConfig {
         let mut log_level = "info".to_owned();
         let mut log_format = "standard".to_owned();
         for attr in body.attributes() {
-            let value = hcl::from_body::<Value>(hcl::Body::builder().add_attribute(attr.clone()).build())
-                .ok()
-                .and_then(|v| v.get(attr.key()).cloned())
-                .unwrap_or(Value::Null);
+            let value =
+                hcl::from_body::<Value>(hcl::Body::builder().add_attribute(attr.clone()).build())
+                    .ok()
+                    .and_then(|v| v.get(attr.key()).cloned())
+                    .unwrap_or(Value::Null);
             let text = match &value {
                 Value::String(s) => Some(s.clone()),
                 _ => None,
@@ -313,8 +340,19 @@ mod tests {
         assert_eq!(c.listeners.len(), 1);
         assert!(c.listeners[0].tls_disable);
         assert_eq!(c.listeners[0].socket_addr().unwrap().port(), 8300);
-        assert_eq!(c.storage, StorageConfig::Raft { path: "/tmp/cairn".into(), node_id: "n1".into() });
-        assert_eq!(c.seal, SealStanza::Static { key_file: "/tmp/k".into() });
+        assert_eq!(
+            c.storage,
+            StorageConfig::Raft {
+                path: "/tmp/cairn".into(),
+                node_id: "n1".into()
+            }
+        );
+        assert_eq!(
+            c.seal,
+            SealStanza::Static {
+                key_file: "/tmp/k".into()
+            }
+        );
         assert_eq!(c.api_addr.as_deref(), Some("http://127.0.0.1:8300"));
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.log_format, "json");
@@ -323,13 +361,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_configs() {
-        assert!(matches!(ServerConfig::parse("listener \"tcp\" {"), Err(ConfigError::Syntax(_))));
-        assert!(matches!(ServerConfig::parse("storage \"inmem\" {}"), Err(ConfigError::NoListener)));
+        assert!(matches!(
+            ServerConfig::parse("listener \"tcp\" {"),
+            Err(ConfigError::Syntax(_))
+        ));
+        assert!(matches!(
+            ServerConfig::parse("storage \"inmem\" {}"),
+            Err(ConfigError::NoListener)
+        ));
         assert!(matches!(
             ServerConfig::parse("listener \"tcp\" { address = \"127.0.0.1:1\" }"),
             Err(ConfigError::Storage)
         ));
-        assert!(ServerConfig::parse("listener \"tcp\" { address = \"nope\" }\nstorage \"inmem\" {}").is_err());
+        assert!(ServerConfig::parse(
+            "listener \"tcp\" { address = \"nope\" }\nstorage \"inmem\" {}"
+        )
+        .is_err());
         assert!(ServerConfig::parse("listener \"tcp\" {}\nstorage \"consul\" {}").is_err());
         assert!(ServerConfig::parse("listener \"tcp\" {}\nstorage \"raft\" {}").is_err());
     }

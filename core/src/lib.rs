@@ -5,19 +5,19 @@
 //! (AES-256-GCM) -> [`seal`], [`policy`], [`auth`], [`audit`], [`engines`] ->
 //! [`api`] (HTTP). Only `api` and `server` know about HTTP.
 
-pub mod barrier;
-pub mod engines;
-pub mod storage;
-pub mod cli;
-pub mod server;
-pub mod auth;
-pub mod seal;
-pub mod time;
-pub mod config;
-pub mod policy;
-pub mod audit;
 pub mod api;
-pub mod node;
-pub mod listener;
+pub mod audit;
+pub mod auth;
+pub mod barrier;
+pub mod cli;
 pub mod cluster;
+pub mod config;
+pub mod engines;
 pub mod lease;
+pub mod listener;
+pub mod node;
+pub mod policy;
+pub mod seal;
+pub mod server;
+pub mod storage;
+pub mod time;

@@ -20,7 +20,10 @@ use tower::ServiceExt;
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
     #[error("failed to bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("failed to read TLS file {path}: {message}")]
     TlsFile { path: String, message: String },
     #[error("invalid TLS configuration: {0}")]
@@ -30,19 +33,34 @@ pub enum ListenerError {
 /// Build a rustls server config from PEM files.
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, ListenerError> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| ListenerError::TlsFile { path: p.display().to_string(), message: e.to_string() })
+        std::fs::read(p).map_err(|e| ListenerError::TlsFile {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
     };
     let cert_pem = read(cert_file)?;
     let key_pem = read(key_file)?;
     let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|e| ListenerError::TlsFile { path: cert_file.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| ListenerError::TlsFile {
+            path: cert_file.display().to_string(),
+            message: e.to_string(),
+        })?;
     if certs.is_empty() {
-        return Err(ListenerError::TlsFile { path: cert_file.display().to_string(), message: "no certificate found".into() });
+        return Err(ListenerError::TlsFile {
+            path: cert_file.display().to_string(),
+            message: "no certificate found".into(),
+        });
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| ListenerError::TlsFile { path: key_file.display().to_string(), message: e.to_string() })?
-        .ok_or_else(|| ListenerError::TlsFile { path: key_file.display().to_string(), message: "no private key found".into() })?;
+        .map_err(|e| ListenerError::TlsFile {
+            path: key_file.display().to_string(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| ListenerError::TlsFile {
+            path: key_file.display().to_string(),
+            message: "no private key found".into(),
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -56,7 +74,9 @@ pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, Li
 
 /// Bind `addr` now (so startup fails fast) and return the listener.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenerError> {
-    TcpListener::bind(addr).await.map_err(|source| ListenerError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ListenerError::Bind { addr, source })
 }
 
 /// Accept connections forever, serving `router` on each.
@@ -78,7 +98,9 @@ pub async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, router: Rout
             match tls {
                 Some(acceptor) => {
                     // Bound the handshake so idle sockets cannot pin tasks.
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(s)) => serve_connection(s, remote, router).await,
                         Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
@@ -104,7 +126,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true);
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
         tracing::debug!(%remote, error = %e, "connection closed with error");
     }
 }

@@ -26,7 +26,11 @@ pub struct ServerArgs {
     #[arg(long)]
     pub dev: bool,
     /// Address of the dev server's plaintext listener.
-    #[arg(long, default_value = "127.0.0.1:8200", env = "CAIRN_DEV_LISTEN_ADDRESS")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8200",
+        env = "CAIRN_DEV_LISTEN_ADDRESS"
+    )]
     pub dev_listen_address: SocketAddr,
     /// Use this value as the dev server's root token instead of a random one.
     #[arg(long, env = "CAIRN_DEV_ROOT_TOKEN_ID")]
@@ -55,7 +59,10 @@ pub enum StartError {
     #[error("listener {0} has no TLS certificate: set tls_cert_file and tls_key_file, or tls_disable = true")]
     NoTls(SocketAddr),
     #[error("failed to create storage directory {path}: {source}")]
-    StorageDir { path: String, source: std::io::Error },
+    StorageDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
     #[error("failed to start the runtime: {0}")]
@@ -64,7 +71,10 @@ pub enum StartError {
 
 /// Run the server until SIGINT or SIGTERM.
 pub fn main(args: ServerArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("Error: {}", StartError::Runtime(e));
@@ -81,11 +91,19 @@ pub fn main(args: ServerArgs) -> ExitCode {
 }
 
 fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn run(args: ServerArgs) -> Result<(), StartError> {
@@ -96,7 +114,10 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     }
     let path = args.config.clone().unwrap_or_default();
     let config = ServerConfig::load(&path)?;
-    init_logging(args.log_level.as_deref().unwrap_or(&config.log_level), &config.log_format);
+    init_logging(
+        args.log_level.as_deref().unwrap_or(&config.log_level),
+        &config.log_format,
+    );
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), "starting cairn server");
     for key in &config.ignored {
         tracing::warn!(key = %key, "config key is not used by cairn");
@@ -105,10 +126,13 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     let (storage, storage_type): (Arc<dyn Storage>, &'static str) = match &config.storage {
         StorageConfig::Inmem => (Arc::new(MemoryStorage::new()), "inmem"),
         StorageConfig::Raft { path, node_id } => {
-            std::fs::create_dir_all(path)
-                .map_err(|source| StartError::StorageDir { path: path.display().to_string(), source })?;
+            std::fs::create_dir_all(path).map_err(|source| StartError::StorageDir {
+                path: path.display().to_string(),
+                source,
+            })?;
             tracing::info!(path = %path.display(), node_id = %node_id, "opening raft storage");
-            let (cluster_config, listens) = crate::cluster::config_from_server(&config, path, node_id)?;
+            let (cluster_config, listens) =
+                crate::cluster::config_from_server(&config, path, node_id)?;
             let c = crate::cluster::Cluster::start(cluster_config).await?;
             cluster = Some((c.clone(), listens));
             (c.storage.clone(), "raft")
@@ -123,8 +147,14 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     if let Some((c, listens)) = cluster {
         node.set_cluster(c.clone());
         crate::cluster::follow_changes(c.clone(), node.clone());
-        let state = Arc::new(AppState { node: node.clone(), metrics: Metrics::default(), max_request_size: DEFAULT_MAX_REQUEST_SIZE });
-        tasks.extend(crate::cluster::launch(c, api::router(state), listens, args.insecure_cluster).await?);
+        let state = Arc::new(AppState {
+            node: node.clone(),
+            metrics: Metrics::default(),
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        });
+        tasks.extend(
+            crate::cluster::launch(c, api::router(state), listens, args.insecure_cluster).await?,
+        );
     }
     if node.auto_unseal().await? {
         tracing::info!("unsealed with the static seal key");
@@ -133,7 +163,10 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     for l in &config.listeners {
         tasks.push(start_listener(l, node.clone()).await?);
     }
-    tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "server ready");
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "server ready"
+    );
     shutdown_signal().await;
     tracing::info!("shutting down");
     for t in tasks {
@@ -143,7 +176,10 @@ async fn run(args: ServerArgs) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn start_listener(l: &ListenerConfig, node: Arc<Node>) -> Result<tokio::task::JoinHandle<()>, StartError> {
+async fn start_listener(
+    l: &ListenerConfig,
+    node: Arc<Node>,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
     let addr = l.socket_addr()?;
     let tls = match (&l.tls_cert_file, &l.tls_key_file) {
         (Some(cert), Some(key)) if !l.tls_disable => Some(listener::tls_acceptor(cert, key)?),
@@ -154,8 +190,16 @@ async fn start_listener(l: &ListenerConfig, node: Arc<Node>) -> Result<tokio::ta
         }
         _ => return Err(StartError::NoTls(addr)),
     };
-    let max = if l.max_request_size > 0 { l.max_request_size as usize } else { DEFAULT_MAX_REQUEST_SIZE };
-    let state = Arc::new(AppState { node, metrics: Metrics::default(), max_request_size: max });
+    let max = if l.max_request_size > 0 {
+        l.max_request_size as usize
+    } else {
+        DEFAULT_MAX_REQUEST_SIZE
+    };
+    let state = Arc::new(AppState {
+        node,
+        metrics: Metrics::default(),
+        max_request_size: max,
+    });
     let tcp = listener::bind(addr).await?;
     tracing::info!(%addr, tls = tls.is_some(), "listening");
     Ok(tokio::spawn(listener::serve(tcp, tls, api::router(state))))
@@ -163,8 +207,14 @@ async fn start_listener(l: &ListenerConfig, node: Arc<Node>) -> Result<tokio::ta
 
 async fn run_dev(args: ServerArgs, started: Instant) -> Result<(), StartError> {
     let node = Arc::new(Node::new(Arc::new(MemoryStorage::new()), "inmem", None));
-    let init = node.initialize(1, 1, args.dev_root_token_id.clone()).await?;
-    let key_hex = init.keys.first().map(|k| hex::encode(k.as_slice())).unwrap_or_default();
+    let init = node
+        .initialize(1, 1, args.dev_root_token_id.clone())
+        .await?;
+    let key_hex = init
+        .keys
+        .first()
+        .map(|k| hex::encode(k.as_slice()))
+        .unwrap_or_default();
     let key_b64 = init
         .keys
         .first()
@@ -173,12 +223,23 @@ async fn run_dev(args: ServerArgs, started: Instant) -> Result<(), StartError> {
     node.submit_share(&key_hex).await?;
     node.unsealed()?
         .mounts
-        .enable("secret", "kv", "key/value secret storage".into(), Default::default(), Default::default(), false)
+        .enable(
+            "secret",
+            "kv",
+            "key/value secret storage".into(),
+            Default::default(),
+            Default::default(),
+            false,
+        )
         .await
         .map_err(|e| StartError::Node(crate::node::NodeError::Mounts(e)))?;
 
     let addr = args.dev_listen_address;
-    let state = Arc::new(AppState { node: node.clone(), metrics: Metrics::default(), max_request_size: DEFAULT_MAX_REQUEST_SIZE });
+    let state = Arc::new(AppState {
+        node: node.clone(),
+        metrics: Metrics::default(),
+        max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+    });
     let tcp = listener::bind(addr).await?;
     let task = tokio::spawn(listener::serve(tcp, None, api::router(state)));
     // The dev banner is the one place a root token is shown, on stdout, as

@@ -45,10 +45,15 @@ async fn acknowledged_writes_survive_kill_9_and_come_back_sealed() {
     s.spawn().await;
 
     let (status, body) = s.call("GET", "secret/data/app/k0", Some(&root), None).await;
-    assert_eq!((status, body["errors"][0].as_str()), (503, Some("Vault is sealed")));
+    assert_eq!(
+        (status, body["errors"][0].as_str()),
+        (503, Some("Vault is sealed"))
+    );
     s.unseal(&keys).await;
     for i in 0..64 {
-        let (status, body) = s.call("GET", &format!("secret/data/app/k{i}"), Some(&root), None).await;
+        let (status, body) = s
+            .call("GET", &format!("secret/data/app/k{i}"), Some(&root), None)
+            .await;
         assert_eq!(status, 200, "k{i}: {body}");
         assert_eq!(body["data"]["data"]["value"], format!("v{i}"));
     }
@@ -69,7 +74,10 @@ async fn a_sealed_node_answers_only_seal_endpoints() {
     let (status, _) = s.call("GET", "sys/health?sealedcode=299", None, None).await;
     assert_eq!(status, 299);
     let (status, body) = s.call("GET", "sys/seal-status", None, None).await;
-    assert_eq!((status, body["t"].as_u64(), body["n"].as_u64()), (200, Some(3), Some(5)));
+    assert_eq!(
+        (status, body["t"].as_u64(), body["n"].as_u64()),
+        (200, Some(3), Some(5))
+    );
 
     for (method, path) in [
         ("GET", "secret/data/x"),
@@ -92,28 +100,70 @@ async fn a_sealed_node_answers_only_seal_endpoints() {
     }
 
     // Bad shares: clear errors, nothing unsealed.
-    let (status, body) = s.call("PUT", "sys/unseal", None, Some(json!({"key": "not a key!"}))).await;
+    let (status, body) = s
+        .call(
+            "PUT",
+            "sys/unseal",
+            None,
+            Some(json!({"key": "not a key!"})),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(body["errors"][0].as_str().unwrap().contains("not valid hex or base64"), "{body}");
-    let (status, body) = s.call("PUT", "sys/unseal", None, Some(json!({"key": "abcd"}))).await;
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("not valid hex or base64"),
+        "{body}"
+    );
+    let (status, body) = s
+        .call("PUT", "sys/unseal", None, Some(json!({"key": "abcd"})))
+        .await;
     assert_eq!(status, 400);
-    assert!(body["errors"][0].as_str().unwrap().contains("wrong length"), "{body}");
-    let (status, _) = s.call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]}))).await;
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("wrong length"),
+        "{body}"
+    );
+    let (status, _) = s
+        .call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]})))
+        .await;
     assert_eq!(status, 200);
-    let (status, body) = s.call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]}))).await;
+    let (status, body) = s
+        .call("PUT", "sys/unseal", None, Some(json!({"key": keys[0]})))
+        .await;
     assert_eq!(status, 400);
-    assert!(body["errors"][0].as_str().unwrap().contains("already submitted"), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("already submitted"),
+        "{body}"
+    );
     // A share of another cluster with the right shape: refused at the threshold.
     let other_dir = tempfile::tempdir().unwrap();
     let other = Server::start(other_dir.path(), "", "storage \"inmem\" {}").await;
     let (foreign, _) = other.init().await;
-    s.call("PUT", "sys/unseal", None, Some(json!({"key": foreign[1]}))).await;
-    let (status, body) = s.call("PUT", "sys/unseal", None, Some(json!({"key": foreign[2]}))).await;
+    s.call("PUT", "sys/unseal", None, Some(json!({"key": foreign[1]})))
+        .await;
+    let (status, body) = s
+        .call("PUT", "sys/unseal", None, Some(json!({"key": foreign[2]})))
+        .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["errors"][0].as_str().unwrap().contains("do not rebuild the root key"), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("do not rebuild the root key"),
+        "{body}"
+    );
     let (_, body) = s.call("GET", "sys/seal-status", None, None).await;
-    assert_eq!((body["sealed"].as_bool(), body["progress"].as_u64()), (Some(true), Some(0)));
-    let (status, body) = s.call("PUT", "sys/unseal", None, Some(json!({"reset": true}))).await;
+    assert_eq!(
+        (body["sealed"].as_bool(), body["progress"].as_u64()),
+        (Some(true), Some(0))
+    );
+    let (status, body) = s
+        .call("PUT", "sys/unseal", None, Some(json!({"reset": true})))
+        .await;
     assert_eq!((status, body["progress"].as_u64()), (200, Some(0)));
     s.unseal(&keys).await;
 
@@ -132,7 +182,12 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     s.unseal(&keys).await;
     s.mount_secret(&root).await;
     let (status, _) = s
-        .call("POST", "secret/data/keep", Some(&root), Some(json!({"data": {"a": "1"}})))
+        .call(
+            "POST",
+            "secret/data/keep",
+            Some(&root),
+            Some(json!({"data": {"a": "1"}})),
+        )
         .await;
     assert_eq!(status, 200);
 
@@ -147,49 +202,103 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let body: serde_json::Value = r.json().await.unwrap();
-    assert!(body["errors"][0].as_str().unwrap().contains("failed to parse JSON"), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("failed to parse JSON"),
+        "{body}"
+    );
 
     // Oversized body.
     let big = "x".repeat(10_000);
     let (status, body) = s
-        .call("POST", "secret/data/keep", Some(&root), Some(json!({"data": {"a": big}})))
+        .call(
+            "POST",
+            "secret/data/keep",
+            Some(&root),
+            Some(json!({"data": {"a": big}})),
+        )
         .await;
     assert_eq!(status, 413, "{body}");
 
     // Traversal and malformed paths.
     // Sent raw: HTTP clients normalise `..` away before it reaches the server.
-    for path in ["secret/data/../../sys/mounts", "secret//data/keep", "secret/data/a%00b", "secret/data/%2e%2e/x"] {
+    for path in [
+        "secret/data/../../sys/mounts",
+        "secret//data/keep",
+        "secret/data/a%00b",
+        "secret/data/%2e%2e/x",
+    ] {
         let (status, _) = s.raw("GET", &format!("/v1/{path}"), &root, "").await;
         assert_eq!(status, 400, "{path}");
     }
 
     // Forged, revoked and expired tokens.
-    let (status, _) = s.call("GET", "secret/data/keep", Some("cairn.forged"), None).await;
+    let (status, _) = s
+        .call("GET", "secret/data/keep", Some("cairn.forged"), None)
+        .await;
     assert_eq!(status, 403);
     let (status, _) = s.call("GET", "secret/data/keep", None, None).await;
     assert_eq!(status, 403);
-    let (_, created) = s.call("POST", "auth/token/create", Some(&root), Some(json!({"ttl": "1s"}))).await;
+    let (_, created) = s
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&root),
+            Some(json!({"ttl": "1s"})),
+        )
+        .await;
     let short = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    let (_, created) = s.call("POST", "auth/token/create", Some(&root), Some(json!({}))).await;
+    let (_, created) = s
+        .call("POST", "auth/token/create", Some(&root), Some(json!({})))
+        .await;
     let revoked = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    let (status, _) = s.call("POST", "auth/token/revoke", Some(&root), Some(json!({"token": revoked}))).await;
+    let (status, _) = s
+        .call(
+            "POST",
+            "auth/token/revoke",
+            Some(&root),
+            Some(json!({"token": revoked})),
+        )
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = s.call("GET", "auth/token/lookup-self", Some(&revoked), None).await;
+    let (status, _) = s
+        .call("GET", "auth/token/lookup-self", Some(&revoked), None)
+        .await;
     assert_eq!(status, 403);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    let (status, _) = s.call("GET", "auth/token/lookup-self", Some(&short), None).await;
+    let (status, _) = s
+        .call("GET", "auth/token/lookup-self", Some(&short), None)
+        .await;
     assert_eq!(status, 403, "expired token refused");
 
     // CAS mismatch.
     let (status, body) = s
-        .call("POST", "secret/data/keep", Some(&root), Some(json!({"data": {"a": "2"}, "options": {"cas": 7}})))
+        .call(
+            "POST",
+            "secret/data/keep",
+            Some(&root),
+            Some(json!({"data": {"a": "2"}, "options": {"cas": 7}})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["errors"][0].as_str().unwrap().contains("check-and-set"), "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("check-and-set"),
+        "{body}"
+    );
 
     // Policy with a syntax error.
     let (status, body) = s
-        .call("PUT", "sys/policies/acl/broken", Some(&root), Some(json!({"policy": "path \"x\" { capabilities = [\"read\""})))
+        .call(
+            "PUT",
+            "sys/policies/acl/broken",
+            Some(&root),
+            Some(json!({"policy": "path \"x\" { capabilities = [\"read\""})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
 
@@ -216,36 +325,103 @@ async fn acl_policies_are_enforced() {
         path "secret/data/team-a/private" { capabilities = ["deny"] }
         path "secret/metadata/team-a/*" { capabilities = ["list"] }
     "#;
-    let (status, _) = s.call("PUT", "sys/policies/acl/team-a", Some(&root), Some(json!({"policy": policy}))).await;
+    let (status, _) = s
+        .call(
+            "PUT",
+            "sys/policies/acl/team-a",
+            Some(&root),
+            Some(json!({"policy": policy})),
+        )
+        .await;
     assert_eq!(status, 204);
     for k in ["team-a/app", "team-a/private", "team-b/app"] {
-        s.call("POST", &format!("secret/data/{k}"), Some(&root), Some(json!({"data": {"v": "1"}}))).await;
+        s.call(
+            "POST",
+            &format!("secret/data/{k}"),
+            Some(&root),
+            Some(json!({"data": {"v": "1"}})),
+        )
+        .await;
     }
     let (_, created) = s
-        .call("POST", "auth/token/create", Some(&root), Some(json!({"policies": ["team-a"]})))
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&root),
+            Some(json!({"policies": ["team-a"]})),
+        )
         .await;
     let t = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    assert_eq!(s.call("GET", "secret/data/team-a/app", Some(&t), None).await.0, 200);
-    assert_eq!(s.call("GET", "secret/data/team-a/private", Some(&t), None).await.0, 403);
-    assert_eq!(s.call("GET", "secret/data/team-b/app", Some(&t), None).await.0, 403);
-    assert_eq!(s.call("POST", "secret/data/team-a/app", Some(&t), Some(json!({"data": {}}))).await.0, 403);
-    assert_eq!(s.call("LIST", "secret/metadata/team-a", Some(&t), None).await.0, 200);
-    assert_eq!(s.call("LIST", "secret/metadata/team-b", Some(&t), None).await.0, 403);
+    assert_eq!(
+        s.call("GET", "secret/data/team-a/app", Some(&t), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call("GET", "secret/data/team-a/private", Some(&t), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call("GET", "secret/data/team-b/app", Some(&t), None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "secret/data/team-a/app",
+            Some(&t),
+            Some(json!({"data": {}}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call("LIST", "secret/metadata/team-a", Some(&t), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call("LIST", "secret/metadata/team-b", Some(&t), None)
+            .await
+            .0,
+        403
+    );
     assert_eq!(s.call("GET", "sys/mounts", Some(&t), None).await.0, 403);
     let (status, body) = s
-        .call("POST", "sys/capabilities-self", Some(&t), Some(json!({"paths": ["secret/data/team-a/x", "secret/data/team-a/private"]})))
+        .call(
+            "POST",
+            "sys/capabilities-self",
+            Some(&t),
+            Some(json!({"paths": ["secret/data/team-a/x", "secret/data/team-a/private"]})),
+        )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(body["data"]["secret/data/team-a/x"], json!(["list", "read"]));
+    assert_eq!(
+        body["data"]["secret/data/team-a/x"],
+        json!(["list", "read"])
+    );
     assert_eq!(body["data"]["secret/data/team-a/private"], json!(["deny"]));
     // The default policy lets a token look itself up.
-    assert_eq!(s.call("GET", "auth/token/lookup-self", Some(&t), None).await.0, 200);
+    assert_eq!(
+        s.call("GET", "auth/token/lookup-self", Some(&t), None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
 async fn tls_listener_serves_https() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let cert_pem = cert.cert.pem();
     std::fs::write(dir.path().join("cert.pem"), &cert_pem).unwrap();
     std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
@@ -258,11 +434,21 @@ async fn tls_listener_serves_https() {
         dir.path().display(),
         dir.path().display()
     );
-    let s = Server::start_with(dir.path(), &listener, "storage \"inmem\" {}", "https", client).await;
+    let s = Server::start_with(
+        dir.path(),
+        &listener,
+        "storage \"inmem\" {}",
+        "https",
+        client,
+    )
+    .await;
     let (status, _) = s.call("GET", "sys/health?uninitcode=200", None, None).await;
     assert_eq!(status, 200);
     // Plaintext to the TLS port gets no HTTP answer.
-    let plain = reqwest::Client::new().get(format!("http://{}/v1/sys/health", s.addr)).send().await;
+    let plain = reqwest::Client::new()
+        .get(format!("http://{}/v1/sys/health", s.addr))
+        .send()
+        .await;
     assert!(plain.is_err() || plain.unwrap().status().as_u16() == 400);
 }
 
@@ -270,13 +456,23 @@ async fn tls_listener_serves_https() {
 async fn static_seal_unseals_on_restart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("seal.key"), hex::encode([42u8; 32])).unwrap();
-    let body = format!("{}\nseal \"static\" {{ key_file = \"{}/seal.key\" }}", raft(dir.path()), dir.path().display());
+    let body = format!(
+        "{}\nseal \"static\" {{ key_file = \"{}/seal.key\" }}",
+        raft(dir.path()),
+        dir.path().display()
+    );
     let mut s = Server::start(dir.path(), "", &body).await;
     let (status, init) = s.call("PUT", "sys/init", None, Some(json!({}))).await;
     assert_eq!(status, 200, "{init}");
     let root = init["root_token"].as_str().unwrap().to_owned();
     s.mount_secret(&root).await;
-    s.call("POST", "secret/data/a", Some(&root), Some(json!({"data": {"k": "v"}}))).await;
+    s.call(
+        "POST",
+        "secret/data/a",
+        Some(&root),
+        Some(json!({"data": {"k": "v"}})),
+    )
+    .await;
     s.kill9();
     s.spawn().await;
     let (status, body) = s.call("GET", "secret/data/a", Some(&root), None).await;
@@ -292,11 +488,22 @@ async fn audit_fails_closed_and_logs_hold_no_secrets() {
     s.unseal(&keys).await;
     s.mount_secret(&root).await;
     let secret = "s3cr3t-value-do-not-log";
-    s.call("POST", "secret/data/db", Some(&root), Some(json!({"data": {"password": secret}}))).await;
+    s.call(
+        "POST",
+        "secret/data/db",
+        Some(&root),
+        Some(json!({"data": {"password": secret}})),
+    )
+    .await;
 
     let audit_file = dir.path().join("audit.log");
     let (status, body) = s
-        .call("PUT", "sys/audit/file", Some(&root), Some(json!({"type": "file", "options": {"file_path": audit_file}})))
+        .call(
+            "PUT",
+            "sys/audit/file",
+            Some(&root),
+            Some(json!({"type": "file", "options": {"file_path": audit_file}})),
+        )
         .await;
     assert_eq!(status, 204, "{body}");
     let (status, body) = s.call("GET", "secret/data/db", Some(&root), None).await;
@@ -304,21 +511,43 @@ async fn audit_fails_closed_and_logs_hold_no_secrets() {
     assert_eq!(body["data"]["data"]["password"], secret);
     let audit = std::fs::read_to_string(&audit_file).unwrap();
     assert!(audit.contains("hmac-sha256:"));
-    assert!(!audit.contains(secret) && !audit.contains(&root), "audit log holds plaintext");
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_cairn")).args(["audit", "verify"]).arg(&audit_file).output().unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        !audit.contains(secret) && !audit.contains(&root),
+        "audit log holds plaintext"
+    );
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["audit", "verify"])
+        .arg(&audit_file)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 
     // Replace the device by one that cannot write: every request fails, no secret leaves.
     s.call("DELETE", "sys/audit/file", Some(&root), None).await;
     // The enable itself takes effect, but its own response can no longer be
     // audited: the client is told 500, as for every request after it.
     let (status, body) = s
-        .call("PUT", "sys/audit/full", Some(&root), Some(json!({"type": "file", "options": {"file_path": "/dev/full"}})))
+        .call(
+            "PUT",
+            "sys/audit/full",
+            Some(&root),
+            Some(json!({"type": "file", "options": {"file_path": "/dev/full"}})),
+        )
         .await;
     assert_eq!(status, 500, "{body}");
     let (status, _) = s.call("GET", "sys/mounts", Some(&root), None).await;
     assert_eq!(status, 500);
-    let r = s.client.get(s.url("secret/data/db")).header("X-Vault-Token", &root).send().await.unwrap();
+    let r = s
+        .client
+        .get(s.url("secret/data/db"))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 500);
     let text = r.text().await.unwrap();
     assert!(!text.contains(secret), "{text}");

@@ -68,7 +68,10 @@ pub fn parse_path(raw: &str) -> Result<String, ApiError> {
     if trimmed.is_empty() {
         return Err(ApiError::not_found());
     }
-    if trimmed.split('/').any(|seg| seg.is_empty() || seg == ".." || seg == ".") {
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == ".." || seg == ".")
+    {
         return Err(ApiError::bad_request(format!(
             "invalid request path {:?}: empty, \".\" or \"..\" segments are not allowed",
             trimmed
@@ -79,9 +82,11 @@ pub fn parse_path(raw: &str) -> Result<String, ApiError> {
 
 /// Parse the query string; repeated keys keep the last value.
 pub fn parse_query(query: Option<&str>) -> Result<HashMap<String, String>, ApiError> {
-    let Some(q) = query else { return Ok(HashMap::new()) };
-    let pairs: Vec<(String, String)> =
-        serde_urlencoded::from_str(q).map_err(|_| ApiError::bad_request("malformed query string"))?;
+    let Some(q) = query else {
+        return Ok(HashMap::new());
+    };
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(q)
+        .map_err(|_| ApiError::bad_request("malformed query string"))?;
     Ok(pairs.into_iter().collect())
 }
 
@@ -94,7 +99,9 @@ pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
         Ok(Value::Object(m)) => Ok(m),
         Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(ApiError::bad_request("request body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!("failed to parse JSON input: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "failed to parse JSON input: {e}"
+        ))),
     }
 }
 
@@ -106,12 +113,20 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<String> {
         }
     }
     let auth = headers.get("authorization")?.to_str().ok()?;
-    auth.strip_prefix("Bearer ").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+    auth.strip_prefix("Bearer ")
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
 }
 
 /// Map an HTTP method to an operation (POST/PUT start as `Update`).
-pub fn operation_of(method: &Method, query: &HashMap<String, String>) -> Result<(Operation, bool), ApiError> {
-    let list_param = query.get("list").map(|v| v == "true" || v == "1").unwrap_or(false);
+pub fn operation_of(
+    method: &Method,
+    query: &HashMap<String, String>,
+) -> Result<(Operation, bool), ApiError> {
+    let list_param = query
+        .get("list")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false);
     Ok(match method.as_str() {
         "GET" | "HEAD" if list_param => (Operation::List, true),
         "GET" | "HEAD" => (Operation::Read, false),
@@ -130,8 +145,14 @@ mod tests {
     #[test]
     fn paths_are_decoded_and_checked() {
         assert_eq!(parse_path("/v1/secret/data/a").unwrap(), "secret/data/a");
-        assert_eq!(parse_path("/v1/secret/metadata/").unwrap(), "secret/metadata");
-        assert_eq!(parse_path("/v1/secret/data/a%20b").unwrap(), "secret/data/a b");
+        assert_eq!(
+            parse_path("/v1/secret/metadata/").unwrap(),
+            "secret/metadata"
+        );
+        assert_eq!(
+            parse_path("/v1/secret/data/a%20b").unwrap(),
+            "secret/data/a b"
+        );
         for bad in [
             "/v1/secret/data/../sys",
             "/v1/secret//data",
@@ -159,7 +180,10 @@ mod tests {
         q.insert("list".into(), "true".into());
         assert_eq!(operation_of(&Method::GET, &q).unwrap().0, Operation::List);
         let list = Method::from_bytes(b"LIST").unwrap();
-        assert_eq!(operation_of(&list, &HashMap::new()).unwrap().0, Operation::List);
+        assert_eq!(
+            operation_of(&list, &HashMap::new()).unwrap().0,
+            Operation::List
+        );
         assert_eq!(operation_of(&Method::OPTIONS, &q).unwrap_err().status, 405);
     }
 }

@@ -13,7 +13,9 @@ use super::reply::Reply;
 const METHODS: [&str; 7] = ["GET", "LIST", "POST", "PUT", "PATCH", "DELETE", "OTHER"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// Counters updated on every request with relaxed atomics (no locks).
 pub struct Metrics {
@@ -35,7 +37,10 @@ impl Default for Metrics {
 }
 
 fn method_index(m: &Method) -> usize {
-    METHODS.iter().position(|x| *x == m.as_str()).unwrap_or(METHODS.len() - 1)
+    METHODS
+        .iter()
+        .position(|x| *x == m.as_str())
+        .unwrap_or(METHODS.len() - 1)
 }
 
 impl Metrics {
@@ -50,23 +55,32 @@ impl Metrics {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
     /// Prometheus text (`format=prometheus`) or a JSON summary.
     pub fn render(&self, format: Option<&str>) -> Reply {
         if format != Some("prometheus") {
             let total: u64 = self.count.load(Ordering::Relaxed);
-            return Reply::bare(200, &json!({ "Counters": [{"Name": "cairn.core.http.requests", "Count": total}] }));
+            return Reply::bare(
+                200,
+                &json!({ "Counters": [{"Name": "cairn.core.http.requests", "Count": total}] }),
+            );
         }
         let mut out = String::new();
-        out.push_str("# HELP cairn_http_requests_total HTTP requests by method and status class.\n");
+        out.push_str(
+            "# HELP cairn_http_requests_total HTTP requests by method and status class.\n",
+        );
         out.push_str("# TYPE cairn_http_requests_total counter\n");
         for (mi, m) in METHODS.iter().enumerate() {
             for (ci, c) in CLASSES.iter().enumerate() {
                 let v = self.requests[mi][ci].load(Ordering::Relaxed);
                 if v > 0 {
-                    let _ = writeln!(out, "cairn_http_requests_total{{method=\"{m}\",code=\"{c}\"}} {v}");
+                    let _ = writeln!(
+                        out,
+                        "cairn_http_requests_total{{method=\"{m}\",code=\"{c}\"}} {v}"
+                    );
                 }
             }
         }
@@ -74,14 +88,23 @@ impl Metrics {
         out.push_str("# TYPE cairn_http_request_duration_seconds histogram\n");
         for (i, le) in BUCKETS.iter().enumerate() {
             let v = self.buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "cairn_http_request_duration_seconds_bucket{{le=\"{le}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "cairn_http_request_duration_seconds_bucket{{le=\"{le}\"}} {v}"
+            );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "cairn_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "cairn_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "cairn_http_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "cairn_http_request_duration_seconds_count {count}");
-        Reply { raw: Some(("text/plain; version=0.0.4", out.into_bytes())), ..Default::default() }
+        Reply {
+            raw: Some(("text/plain; version=0.0.4", out.into_bytes())),
+            ..Default::default()
+        }
     }
 }
 
@@ -93,8 +116,18 @@ mod tests {
     fn counts_by_fixed_labels() {
         let m = Metrics::default();
         m.observe(&Method::GET, StatusCode::OK, Duration::from_micros(300));
-        m.observe(&Method::from_bytes(b"BREW").unwrap(), StatusCode::NOT_FOUND, Duration::from_millis(2));
-        let Reply { raw: Some((_, body)), .. } = m.render(Some("prometheus")) else { panic!("no body") };
+        m.observe(
+            &Method::from_bytes(b"BREW").unwrap(),
+            StatusCode::NOT_FOUND,
+            Duration::from_millis(2),
+        );
+        let Reply {
+            raw: Some((_, body)),
+            ..
+        } = m.render(Some("prometheus"))
+        else {
+            panic!("no body")
+        };
         let text = String::from_utf8(body).unwrap();
         assert!(text.contains("cairn_http_requests_total{method=\"GET\",code=\"2xx\"} 1"));
         assert!(text.contains("cairn_http_requests_total{method=\"OTHER\",code=\"4xx\"} 1"));

@@ -58,7 +58,9 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respo
             err.into_response()
         }
     };
-    state.metrics.observe(&method, resp.status(), started.elapsed());
+    state
+        .metrics
+        .observe(&method, resp.status(), started.elapsed());
     resp
 }
 

@@ -21,7 +21,12 @@ use crate::time;
 fn is_unauthenticated(path: &str) -> bool {
     matches!(
         path,
-        "sys/init" | "sys/seal-status" | "sys/unseal" | "sys/health" | "sys/leader" | "sys/cairn/noop"
+        "sys/init"
+            | "sys/seal-status"
+            | "sys/unseal"
+            | "sys/health"
+            | "sys/leader"
+            | "sys/cairn/noop"
             | "sys/storage/raft/join"
             | "sys/internal/specs/openapi"
     )
@@ -87,12 +92,17 @@ async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiErro
     let path = call::parse_path(parts.uri.path())?;
     let query = call::parse_query(parts.uri.query())?;
     let (operation, list) = call::operation_of(&parts.method, &query)?;
-    let bytes = axum::body::to_bytes(body, state.max_request_size).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the limit of {} bytes", state.max_request_size),
-        )
-    })?;
+    let bytes = axum::body::to_bytes(body, state.max_request_size)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is larger than the limit of {} bytes",
+                    state.max_request_size
+                ),
+            )
+        })?;
     let data = call::parse_body(&bytes)?;
     let lease_owner = parts
         .headers
@@ -112,11 +122,23 @@ async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiErro
 }
 
 /// Run one request to its reply.
-pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id: &str) -> Result<Reply, ApiError> {
+pub async fn run(
+    state: &AppState,
+    req: Request<Body>,
+    remote: &str,
+    request_id: &str,
+) -> Result<Reply, ApiError> {
     // In a Raft cluster: forward writes to the leader, pass reads through a
     // read-index barrier (unless the client asked for stale reads).
     let req = match state.node.cluster() {
-        Some(c) => match crate::cluster::routing::route(c, state.node.is_sealed(), req, state.max_request_size).await? {
+        Some(c) => match crate::cluster::routing::route(
+            c,
+            state.node.is_sealed(),
+            req,
+            state.max_request_size,
+        )
+        .await?
+        {
             crate::cluster::routing::Routed::Local(req) => req,
             crate::cluster::routing::Routed::Forwarded(reply) => return Ok(reply),
         },
@@ -135,7 +157,15 @@ pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id:
         None => return Err(ApiError::denied()),
     };
     let acl = unsealed.policies.acl(&entry.policies).await?;
-    let ctx = Ctx { state, unsealed, caller: Caller { token: token_value, entry, acl } };
+    let ctx = Ctx {
+        state,
+        unsealed,
+        caller: Caller {
+            token: token_value,
+            entry,
+            acl,
+        },
+    };
 
     // POST/PUT on an engine path is `create` unless the target exists.
     let mount = ctx.unsealed.mounts.route(&call.path);
@@ -146,7 +176,11 @@ pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id:
             }
         }
     }
-    let acl_path = if call.list { format!("{}/", call.path) } else { call.path.clone() };
+    let acl_path = if call.list {
+        format!("{}/", call.path)
+    } else {
+        call.path.clone()
+    };
     let mut needed = capability_of(call.operation);
     if needs_sudo(&call.path) {
         needed = needed.union(Capabilities::SUDO);
@@ -160,7 +194,11 @@ pub async fn run(state: &AppState, req: Request<Body>, remote: &str, request_id:
         policies: &ctx.caller.entry.policies,
         token_ttl: ctx.caller.entry.ttl(now),
     };
-    let body_value = if call.data.is_empty() { None } else { Some(Value::Object(call.data.clone())) };
+    let body_value = if call.data.is_empty() {
+        None
+    } else {
+        Some(Value::Object(call.data.clone()))
+    };
     let audit_req = AuditRequest {
         id: request_id,
         operation: operation_name(call.operation),
@@ -226,7 +264,11 @@ async fn dispatch(
     };
     let req = engines::Request {
         operation: call.operation,
-        path: if call.list && !rest.is_empty() { format!("{rest}/") } else { rest.to_owned() },
+        path: if call.list && !rest.is_empty() {
+            format!("{rest}/")
+        } else {
+            rest.to_owned()
+        },
         data: call.data.clone(),
         query: call.query.clone(),
         mount_point: m.entry.path.clone(),
@@ -236,7 +278,11 @@ async fn dispatch(
     let lease = match resp.lease {
         None => None,
         Some(request) => {
-            let issued = ctx.unsealed.leases.issue(&m.entry, rest, request.clone(), owner).await;
+            let issued = ctx
+                .unsealed
+                .leases
+                .issue(&m.entry, rest, request.clone(), owner)
+                .await;
             match issued {
                 Ok(i) => Some(i),
                 Err(e) => {
@@ -263,11 +309,15 @@ async fn dispatch(
 /// may name any), or else the caller's token.
 fn lease_owner(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
     let Some(text) = &call.lease_owner else {
-        return Ok(Owner::Token { hash: ctx.caller.entry.hash.clone() });
+        return Ok(Owner::Token {
+            hash: ctx.caller.entry.hash.clone(),
+        });
     };
     let owner = Owner::parse_object(text).map_err(ApiError::bad_request)?;
     if let Owner::Object { namespace, .. } = &owner {
-        if !ctx.caller.entry.is_root() && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str()) {
+        if !ctx.caller.entry.is_root()
+            && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str())
+        {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "a token may bind leases only to objects of its own namespace",
@@ -279,5 +329,8 @@ fn lease_owner(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
 
 /// The Kubernetes namespace a token was issued for (Kubernetes auth sets it).
 pub fn caller_namespace(entry: &TokenEntry) -> Option<&str> {
-    entry.meta.get("service_account_namespace").map(String::as_str)
+    entry
+        .meta
+        .get("service_account_namespace")
+        .map(String::as_str)
 }

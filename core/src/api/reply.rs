@@ -33,7 +33,10 @@ pub struct Reply {
 impl Reply {
     /// 200 with `data`.
     pub fn data(data: Value) -> Self {
-        Reply { data: Some(data), ..Default::default() }
+        Reply {
+            data: Some(data),
+            ..Default::default()
+        }
     }
 
     /// 204.
@@ -43,17 +46,29 @@ impl Reply {
 
     /// A bare JSON body with `status`, as Vault's `sys/seal-status` and `sys/health`.
     pub fn bare(status: u16, body: &Value) -> Self {
-        Reply { status, raw: Some(("application/json", body.to_string().into_bytes())), ..Default::default() }
+        Reply {
+            status,
+            raw: Some(("application/json", body.to_string().into_bytes())),
+            ..Default::default()
+        }
     }
 
     /// Data also repeated at the top level (Vault's legacy listing shape).
     pub fn listing(data: Map<String, Value>) -> Self {
-        Reply { top_level: Some(data.clone()), data: Some(Value::Object(data)), ..Default::default() }
+        Reply {
+            top_level: Some(data.clone()),
+            data: Some(Value::Object(data)),
+            ..Default::default()
+        }
     }
 
     /// The JSON envelope, or `None` for 204.
     pub fn envelope(&mut self, request_id: &str) -> Option<Value> {
-        if self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.lease.is_none() {
+        if self.data.is_none()
+            && self.auth.is_none()
+            && self.warnings.is_empty()
+            && self.lease.is_none()
+        {
             return None;
         }
         let mut body = self.top_level.take().unwrap_or_default();
@@ -65,7 +80,14 @@ impl Reply {
         body.insert("data".into(), self.data.take().unwrap_or(Value::Null));
         body.insert("wrap_info".into(), Value::Null);
         let warnings = std::mem::take(&mut self.warnings);
-        body.insert("warnings".into(), if warnings.is_empty() { Value::Null } else { json!(warnings) });
+        body.insert(
+            "warnings".into(),
+            if warnings.is_empty() {
+                Value::Null
+            } else {
+                json!(warnings)
+            },
+        );
         body.insert("auth".into(), self.auth.take().unwrap_or(Value::Null));
         body.insert("mount_type".into(), json!(""));
         Some(Value::Object(body))
@@ -79,10 +101,24 @@ impl Reply {
         }
         let status = self.status;
         match self.envelope(request_id) {
-            None => (Reply { status: 204, raw: Some(("application/json", Vec::new())), ..Default::default() }, None),
+            None => (
+                Reply {
+                    status: 204,
+                    raw: Some(("application/json", Vec::new())),
+                    ..Default::default()
+                },
+                None,
+            ),
             Some(env) => {
                 let bytes = serde_json::to_vec(&env).unwrap_or_default();
-                (Reply { status, raw: Some(("application/json", bytes)), ..Default::default() }, Some(env))
+                (
+                    Reply {
+                        status,
+                        raw: Some(("application/json", bytes)),
+                        ..Default::default()
+                    },
+                    Some(env),
+                )
             }
         }
     }
@@ -90,7 +126,8 @@ impl Reply {
     /// Render to HTTP.
     pub fn into_response(self, request_id: &str) -> Response<Body> {
         let (wire, _) = self.render(request_id);
-        let status = StatusCode::from_u16(if wire.status == 0 { 200 } else { wire.status }).unwrap_or(StatusCode::OK);
+        let status = StatusCode::from_u16(if wire.status == 0 { 200 } else { wire.status })
+            .unwrap_or(StatusCode::OK);
         let (content_type, bytes) = wire.raw.unwrap_or(("application/json", Vec::new()));
         respond(status, content_type, bytes)
     }
@@ -118,7 +155,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, errors: vec![message.into()], internal: None }
+        ApiError {
+            status,
+            errors: vec![message.into()],
+            internal: None,
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -127,7 +168,11 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "permission denied")
     }
     pub fn not_found() -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, errors: Vec::new(), internal: None }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            errors: Vec::new(),
+            internal: None,
+        }
     }
     pub fn sealed() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed")
@@ -149,7 +194,11 @@ impl ApiError {
 
     pub fn into_response(self) -> Response<Body> {
         let body = json!({ "errors": self.errors });
-        respond(self.status, "application/json", body.to_string().into_bytes())
+        respond(
+            self.status,
+            "application/json",
+            body.to_string().into_bytes(),
+        )
     }
 }
 
@@ -157,7 +206,9 @@ impl From<BarrierError> for ApiError {
     fn from(e: BarrierError) -> Self {
         match e {
             BarrierError::Sealed => ApiError::sealed(),
-            BarrierError::TooLarge => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value is too large"),
+            BarrierError::TooLarge => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "value is too large")
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

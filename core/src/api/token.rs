@@ -15,9 +15,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiE
     match rest {
         "create" if write => create(ctx, call, false).await,
         "create-orphan" if write => create(ctx, call, true).await,
-        "lookup-self" if write || op == Operation::Read => {
-            Ok(Reply::data(ctx.caller.entry.lookup_data(&ctx.caller.token, time::now())))
-        }
+        "lookup-self" if write || op == Operation::Read => Ok(Reply::data(
+            ctx.caller.entry.lookup_data(&ctx.caller.token, time::now()),
+        )),
         "lookup" if write || op == Operation::Read => {
             let token = required(call, "token")?;
             let entry = by_token(ctx, &token).await?;
@@ -27,7 +27,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiE
             let entry = by_accessor(ctx, &required(call, "accessor")?).await?;
             Ok(Reply::data(entry.lookup_data("", time::now())))
         }
-        "renew-self" if write => renew(ctx, call, ctx.caller.entry.clone(), &ctx.caller.token).await,
+        "renew-self" if write => {
+            renew(ctx, call, ctx.caller.entry.clone(), &ctx.caller.token).await
+        }
         "renew" if write => {
             let token = required(call, "token")?;
             let entry = by_token(ctx, &token).await?;
@@ -38,7 +40,10 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiE
             renew(ctx, call, entry, "").await
         }
         "revoke-self" if write => {
-            ctx.unsealed.tokens.revoke_tree(&ctx.caller.entry.hash).await?;
+            ctx.unsealed
+                .tokens
+                .revoke_tree(&ctx.caller.entry.hash)
+                .await?;
             Ok(Reply::empty())
         }
         "revoke" if write => {
@@ -56,12 +61,15 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiE
             ctx.unsealed.tokens.revoke_orphan(&entry.hash).await?;
             Ok(Reply::empty())
         }
-        "accessors" if op == Operation::List => {
-            Ok(Reply::data(json!({ "keys": ctx.unsealed.tokens.accessors().await? })))
-        }
+        "accessors" if op == Operation::List => Ok(Reply::data(
+            json!({ "keys": ctx.unsealed.tokens.accessors().await? }),
+        )),
         "tidy" if write => {
             let purged = ctx.unsealed.tokens.tidy(time::now()).await?;
-            Ok(Reply { warnings: vec![format!("purged {purged} expired tokens")], ..Reply::data(json!({})) })
+            Ok(Reply {
+                warnings: vec![format!("purged {purged} expired tokens")],
+                ..Reply::data(json!({}))
+            })
         }
         _ if rest.starts_with("create/") || rest.starts_with("roles") => {
             Err(ApiError::bad_request("token roles are not supported yet"))
@@ -96,15 +104,27 @@ async fn create(ctx: &Ctx<'_>, call: &Call, orphan_endpoint: bool) -> Result<Rep
     let params: CreateParams = serde_json::from_value(Value::Object(call.data.clone()))
         .map_err(|e| ApiError::bad_request(format!("invalid token parameters: {e}")))?;
     let parent = &ctx.caller.entry;
-    let privileged = parent.is_root() || ctx.caller.acl.allows("auth/token/create", crate::policy::Capabilities::SUDO);
+    let privileged = parent.is_root()
+        || ctx
+            .caller
+            .acl
+            .allows("auth/token/create", crate::policy::Capabilities::SUDO);
     if params.no_parent == Some(true) && !privileged {
-        return Err(ApiError::bad_request("root or sudo privileges required to create orphan token"));
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to create orphan token",
+        ));
     }
     if params.id.is_some() && !privileged {
-        return Err(ApiError::bad_request("root or sudo privileges required to specify token id"));
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to specify token id",
+        ));
     }
     let orphan = orphan_endpoint || params.no_parent == Some(true);
-    let path = if orphan_endpoint { "auth/token/create-orphan" } else { "auth/token/create" };
+    let path = if orphan_endpoint {
+        "auth/token/create-orphan"
+    } else {
+        "auth/token/create"
+    };
     let issued = ctx
         .unsealed
         .tokens
@@ -114,14 +134,29 @@ async fn create(ctx: &Ctx<'_>, call: &Call, orphan_endpoint: bool) -> Result<Rep
             TokenError::BadRequest(m) => ApiError::bad_request(m),
             other => other.into(),
         })?;
-    Ok(Reply { auth: Some(issued.entry.auth_block(&issued.token, time::now())), ..Default::default() })
+    Ok(Reply {
+        auth: Some(issued.entry.auth_block(&issued.token, time::now())),
+        ..Default::default()
+    })
 }
 
-async fn renew(ctx: &Ctx<'_>, call: &Call, entry: TokenEntry, token: &str) -> Result<Reply, ApiError> {
+async fn renew(
+    ctx: &Ctx<'_>,
+    call: &Call,
+    entry: TokenEntry,
+    token: &str,
+) -> Result<Reply, ApiError> {
     let increment = match call.param("increment") {
         None => 0,
         Some(v) => DurationParam::parse(&v).map_err(ApiError::bad_request)?.0,
     };
-    let renewed = ctx.unsealed.tokens.renew(&entry, increment, time::now()).await?;
-    Ok(Reply { auth: Some(renewed.auth_block(token, time::now())), ..Default::default() })
+    let renewed = ctx
+        .unsealed
+        .tokens
+        .renew(&entry, increment, time::now())
+        .await?;
+    Ok(Reply {
+        auth: Some(renewed.auth_block(token, time::now())),
+        ..Default::default()
+    })
 }

@@ -100,7 +100,14 @@ impl FileDevice {
         let stats = Arc::new(Stats::default());
         let poisoned = Arc::new(AtomicBool::new(false));
         let syncer = match (&sink, options.sync) {
-            (Sink::File { file, regular: true, .. }, SyncMode::Batch) => Some(Syncer::start(
+            (
+                Sink::File {
+                    file,
+                    regular: true,
+                    ..
+                },
+                SyncMode::Batch,
+            ) => Some(Syncer::start(
                 file.try_clone().map_err(OpenError::Io)?,
                 name,
                 poisoned.clone(),
@@ -274,7 +281,10 @@ impl Syncer {
                 }
             })
             .map_err(OpenError::Spawn)?;
-        Ok(Syncer { state, thread: Some(thread) })
+        Ok(Syncer {
+            state,
+            thread: Some(thread),
+        })
     }
 
     fn mark_dirty(&self) {

@@ -199,7 +199,8 @@ mod tests {
         .expect("valid");
         assert_eq!(parsed.mode, Some(0o640));
         assert_eq!(parsed.sync, SyncMode::Batch);
-        let always = FileOptions::parse(&opts(&[("file_path", "a"), ("fsync", "always")])).expect("always");
+        let always =
+            FileOptions::parse(&opts(&[("file_path", "a"), ("fsync", "always")])).expect("always");
         assert_eq!(always.sync, SyncMode::Always);
         assert_eq!(
             parsed.format,

@@ -217,7 +217,10 @@ async fn concurrent_entries(mode: &str) -> u64 {
     let broker = Arc::new(AuditBroker::new(SALT));
     let mut opts = file_options(&path);
     opts.insert("fsync".into(), mode.into());
-    broker.enable("file", "file", "", opts).await.expect("enable");
+    broker
+        .enable("file", "file", "", opts)
+        .await
+        .expect("enable");
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         let broker = broker.clone();
@@ -253,9 +256,15 @@ async fn concurrent_entries_share_fsyncs() {
     // Typically 10-20 groups on this machine; half is a loose bound that
     // still fails if every entry got its own fsync.
     let always = concurrent_entries("always").await;
-    assert!((1..=100).contains(&always), "200 concurrent entries took {always} fsyncs");
+    assert!(
+        (1..=100).contains(&always),
+        "200 concurrent entries took {always} fsyncs"
+    );
     let batch = concurrent_entries("batch").await;
-    assert!((1..=100).contains(&batch), "batch mode took {batch} fsyncs for 200 entries");
+    assert!(
+        (1..=100).contains(&batch),
+        "batch mode took {batch} fsyncs for 200 entries"
+    );
 }
 
 #[tokio::test]

@@ -61,7 +61,13 @@ impl Key {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         // aes-gcm fails only past its 64 GiB message limit.
         let ct = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| SealFailed)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         out.push(VERSION);
@@ -109,7 +115,13 @@ impl Keyring {
     /// A keyring with one fresh term, number 1.
     pub fn generate(now: i64) -> Self {
         let mut terms = BTreeMap::new();
-        terms.insert(1, Term { key: Key::generate(), installed: now });
+        terms.insert(
+            1,
+            Term {
+                key: Key::generate(),
+                installed: now,
+            },
+        );
         Keyring { terms }
     }
 
@@ -120,13 +132,23 @@ impl Keyring {
 
     /// When the active term was installed (unix seconds).
     pub fn active_installed(&self) -> i64 {
-        self.terms.values().next_back().map(|t| t.installed).unwrap_or(0)
+        self.terms
+            .values()
+            .next_back()
+            .map(|t| t.installed)
+            .unwrap_or(0)
     }
 
     /// A keyring with a new active term added; old terms stay for reading.
     pub fn rotated(&self, now: i64) -> Self {
         let mut next = self.clone();
-        next.terms.insert(self.active_term() + 1, Term { key: Key::generate(), installed: now });
+        next.terms.insert(
+            self.active_term() + 1,
+            Term {
+                key: Key::generate(),
+                installed: now,
+            },
+        );
         next
     }
 
@@ -201,7 +223,10 @@ mod tests {
         for i in 0..sealed.len() * 8 {
             let mut bad = sealed.clone();
             bad[i / 8] ^= 1 << (i % 8);
-            assert!(ring.open(b"k", &bad).is_err(), "bit {i} flip went unnoticed");
+            assert!(
+                ring.open(b"k", &bad).is_err(),
+                "bit {i} flip went unnoticed"
+            );
         }
     }
 
@@ -222,6 +247,9 @@ mod tests {
     #[test]
     fn nonces_are_fresh() {
         let ring = Keyring::generate(0);
-        assert_ne!(ring.seal(b"k", b"v").unwrap(), ring.seal(b"k", b"v").unwrap());
+        assert_ne!(
+            ring.seal(b"k", b"v").unwrap(),
+            ring.seal(b"k", b"v").unwrap()
+        );
     }
 }

@@ -51,7 +51,10 @@ pub struct Barrier {
 impl Barrier {
     /// A sealed barrier over `storage`.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Barrier { storage, keyring: Slot::empty() }
+        Barrier {
+            storage,
+            keyring: Slot::empty(),
+        }
     }
 
     /// The raw storage (for the seal's plaintext bootstrap records only).
@@ -77,20 +80,31 @@ impl Barrier {
     /// Read and decrypt `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
         let ring = self.keyring()?;
-        let Some(sealed) = self.storage.get(key).await? else { return Ok(None) };
+        let Some(sealed) = self.storage.get(key).await? else {
+            return Ok(None);
+        };
         ring.open(key.as_bytes(), &sealed)
             .map(Some)
-            .map_err(|_| BarrierError::Corrupt { key: key.to_owned() })
+            .map_err(|_| BarrierError::Corrupt {
+                key: key.to_owned(),
+            })
     }
 
     /// Encrypt and write `value` under `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
-        self.batch(vec![BarrierOp::Put { key: key.to_owned(), value }]).await
+        self.batch(vec![BarrierOp::Put {
+            key: key.to_owned(),
+            value,
+        }])
+        .await
     }
 
     /// Remove `key`.
     pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
-        self.batch(vec![BarrierOp::Delete { key: key.to_owned() }]).await
+        self.batch(vec![BarrierOp::Delete {
+            key: key.to_owned(),
+        }])
+        .await
     }
 
     /// Encrypt and apply several writes atomically.
@@ -100,7 +114,9 @@ impl Barrier {
         for op in ops {
             out.push(match op {
                 BarrierOp::Put { key, value } => {
-                    let value = ring.seal(key.as_bytes(), value).map_err(|_| BarrierError::TooLarge)?;
+                    let value = ring
+                        .seal(key.as_bytes(), value)
+                        .map_err(|_| BarrierError::TooLarge)?;
                     Op::Put { key, value }
                 }
                 BarrierOp::Delete { key } => Op::Delete { key },
@@ -170,17 +186,26 @@ mod tests {
         b.put("secret/a", b"plaintext-value").await.unwrap();
         let raw = storage.get("secret/a").await.unwrap().unwrap();
         assert!(!raw.windows(15).any(|w| w == b"plaintext-value"));
-        assert_eq!(&*b.get("secret/a").await.unwrap().unwrap(), b"plaintext-value");
+        assert_eq!(
+            &*b.get("secret/a").await.unwrap().unwrap(),
+            b"plaintext-value"
+        );
 
         // A flipped bit is detected.
         let mut flipped = raw.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x01;
         storage.put("secret/a", flipped).await.unwrap();
-        assert!(matches!(b.get("secret/a").await, Err(BarrierError::Corrupt { .. })));
+        assert!(matches!(
+            b.get("secret/a").await,
+            Err(BarrierError::Corrupt { .. })
+        ));
 
         // A value copied to another key is detected.
         storage.put("secret/b", raw).await.unwrap();
-        assert!(matches!(b.get("secret/b").await, Err(BarrierError::Corrupt { .. })));
+        assert!(matches!(
+            b.get("secret/b").await,
+            Err(BarrierError::Corrupt { .. })
+        ));
     }
 }

@@ -17,12 +17,18 @@ pub struct View {
 impl View {
     /// A view of `barrier` under `prefix` (which should end with `/`).
     pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> Self {
-        View { barrier, prefix: prefix.into() }
+        View {
+            barrier,
+            prefix: prefix.into(),
+        }
     }
 
     /// A narrower view under `sub` inside this one.
     pub fn sub(&self, sub: &str) -> View {
-        View { barrier: self.barrier.clone(), prefix: format!("{}{}", self.prefix, sub) }
+        View {
+            barrier: self.barrier.clone(),
+            prefix: format!("{}{}", self.prefix, sub),
+        }
     }
 
     /// The full prefix of this view.
@@ -49,9 +55,13 @@ impl View {
     ) -> Result<Option<T>, BarrierError> {
         match self.get(key).await? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|_| BarrierError::Corrupt { key: self.full(key) }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|_| BarrierError::Corrupt {
+                        key: self.full(key),
+                    })
+            }
         }
     }
 
@@ -61,7 +71,11 @@ impl View {
     }
 
     /// Serialize `value` as JSON and write it under `key`.
-    pub async fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), BarrierError> {
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<(), BarrierError> {
         let bytes = Zeroizing::new(serde_json::to_vec(value).map_err(|_| BarrierError::TooLarge)?);
         self.put(key, &bytes).await
     }
@@ -76,8 +90,13 @@ impl View {
         let ops = ops
             .into_iter()
             .map(|op| match op {
-                BarrierOp::Put { key, value } => BarrierOp::Put { key: self.full(&key), value },
-                BarrierOp::Delete { key } => BarrierOp::Delete { key: self.full(&key) },
+                BarrierOp::Put { key, value } => BarrierOp::Put {
+                    key: self.full(&key),
+                    value,
+                },
+                BarrierOp::Delete { key } => BarrierOp::Delete {
+                    key: self.full(&key),
+                },
             })
             .collect();
         self.barrier.batch(ops).await
@@ -91,14 +110,20 @@ impl View {
     /// Every key under `prefix`, relative to the view.
     pub async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
         let keys = self.barrier.keys_with_prefix(&self.full(prefix)).await?;
-        Ok(keys.into_iter().map(|k| k[self.prefix.len()..].to_owned()).collect())
+        Ok(keys
+            .into_iter()
+            .map(|k| k[self.prefix.len()..].to_owned())
+            .collect())
     }
 
     /// Remove every key under `prefix` (e.g. when a mount is disabled).
     pub async fn clear(&self, prefix: &str) -> Result<(), BarrierError> {
         let keys = self.keys_with_prefix(prefix).await?;
         for chunk in keys.chunks(256) {
-            let ops = chunk.iter().map(|k| BarrierOp::Delete { key: k.clone() }).collect();
+            let ops = chunk
+                .iter()
+                .map(|k| BarrierOp::Delete { key: k.clone() })
+                .collect();
             self.batch(ops).await?;
         }
         Ok(())

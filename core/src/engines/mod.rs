@@ -89,7 +89,10 @@ pub struct LeaseRequest {
 impl Response {
     /// 200 with `data`.
     pub fn data(data: Value) -> Self {
-        Response { data: Some(data), ..Default::default() }
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
     }
 
     /// 204.
@@ -126,7 +129,12 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Extend a leased secret's life to `expire_unix` (e.g. `ALTER ROLE ... VALID
     /// UNTIL`). Engines whose secrets need nothing on renewal keep the default.
-    async fn renew(&self, _internal: &Value, _expire_unix: i64, _view: &View) -> Result<(), EngineError> {
+    async fn renew(
+        &self,
+        _internal: &Value,
+        _expire_unix: i64,
+        _view: &View,
+    ) -> Result<(), EngineError> {
         Ok(())
     }
 

@@ -13,7 +13,12 @@ pub enum Owner {
     Token { hash: String },
     /// A Kubernetes object (`namespace/kind/name/uid`): the lease outlives the
     /// token that created it and is revoked when the object is reported gone.
-    Object { namespace: String, kind: String, name: String, uid: String },
+    Object {
+        namespace: String,
+        kind: String,
+        name: String,
+        uid: String,
+    },
 }
 
 impl Owner {
@@ -25,15 +30,18 @@ impl Owner {
                 && s != "."
                 && s != ".."
                 && s.len() <= 253
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         };
         match parts.as_slice() {
-            [ns, kind, name, uid] if [ns, kind, name, uid].iter().all(|p| valid(p)) => Ok(Owner::Object {
-                namespace: (*ns).to_owned(),
-                kind: (*kind).to_owned(),
-                name: (*name).to_owned(),
-                uid: (*uid).to_owned(),
-            }),
+            [ns, kind, name, uid] if [ns, kind, name, uid].iter().all(|p| valid(p)) => {
+                Ok(Owner::Object {
+                    namespace: (*ns).to_owned(),
+                    kind: (*kind).to_owned(),
+                    name: (*name).to_owned(),
+                    uid: (*uid).to_owned(),
+                })
+            }
             _ => Err("lease owner must be namespace/kind/name/uid".into()),
         }
     }
@@ -42,7 +50,12 @@ impl Owner {
     pub fn describe(&self) -> Value {
         match self {
             Owner::Token { .. } => json!({"kind": "token"}),
-            Owner::Object { namespace, kind, name, uid } => {
+            Owner::Object {
+                namespace,
+                kind,
+                name,
+                uid,
+            } => {
                 json!({"kind": "object", "namespace": namespace, "object_kind": kind, "name": name, "uid": uid})
             }
         }
@@ -104,7 +117,10 @@ mod tests {
 
     #[test]
     fn object_owners_parse_strictly() {
-        assert!(matches!(Owner::parse_object("team-a/DynamicCredential/db/1234-ab"), Ok(Owner::Object { .. })));
+        assert!(matches!(
+            Owner::parse_object("team-a/DynamicCredential/db/1234-ab"),
+            Ok(Owner::Object { .. })
+        ));
         for bad in ["", "a/b/c", "a/b/c/d/e", "a//c/d", "a/b/c/d e", "../b/c/d"] {
             assert!(Owner::parse_object(bad).is_err(), "{bad:?} accepted");
         }

@@ -65,7 +65,10 @@ fn now_ms() -> i64 {
 }
 
 fn index_key(token_hash: &str, lease_id: &str) -> String {
-    format!("token/{token_hash}/{}", hex::encode(Sha256::digest(lease_id.as_bytes())))
+    format!(
+        "token/{token_hash}/{}",
+        hex::encode(Sha256::digest(lease_id.as_bytes()))
+    )
 }
 
 /// Lease ids as Vault shapes them: `<mount><path>/<random>`.
@@ -119,9 +122,21 @@ impl LeaseManager {
         owner: Owner,
     ) -> Result<Issued, LeaseError> {
         let now = now_ms();
-        let mount_default = if mount.config.default_lease_ttl > 0 { mount.config.default_lease_ttl } else { DEFAULT_TTL };
-        let mount_max = if mount.config.max_lease_ttl > 0 { mount.config.max_lease_ttl } else { DEFAULT_TTL };
-        let max_ttl = if req.max_ttl > 0 { req.max_ttl.min(mount_max) } else { mount_max };
+        let mount_default = if mount.config.default_lease_ttl > 0 {
+            mount.config.default_lease_ttl
+        } else {
+            DEFAULT_TTL
+        };
+        let mount_max = if mount.config.max_lease_ttl > 0 {
+            mount.config.max_lease_ttl
+        } else {
+            DEFAULT_TTL
+        };
+        let max_ttl = if req.max_ttl > 0 {
+            req.max_ttl.min(mount_max)
+        } else {
+            mount_max
+        };
         let ttl = (if req.ttl > 0 { req.ttl } else { mount_default }).min(max_ttl);
 
         let mut random = [0u8; 18];
@@ -148,15 +163,27 @@ impl LeaseManager {
         };
         self.save(&entry, true).await?;
         self.queue.schedule(&id, entry.expire_ms);
-        Ok(Issued { lease_id: id, lease_duration: ttl, renewable: entry.renewable })
+        Ok(Issued {
+            lease_id: id,
+            lease_duration: ttl,
+            renewable: entry.renewable,
+        })
     }
 
     async fn save(&self, entry: &LeaseEntry, index: bool) -> Result<(), LeaseError> {
-        let body = Zeroizing::new(serde_json::to_vec(entry).map_err(|e| LeaseError::BadRequest(e.to_string()))?);
-        let mut ops = vec![BarrierOp::Put { key: format!("id/{}", entry.id), value: &body }];
+        let body = Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| LeaseError::BadRequest(e.to_string()))?,
+        );
+        let mut ops = vec![BarrierOp::Put {
+            key: format!("id/{}", entry.id),
+            value: &body,
+        }];
         if index {
             if let Owner::Token { hash } = &entry.owner {
-                ops.push(BarrierOp::Put { key: index_key(hash, &entry.id), value: entry.id.as_bytes() });
+                ops.push(BarrierOp::Put {
+                    key: index_key(hash, &entry.id),
+                    value: entry.id.as_bytes(),
+                });
             }
         }
         self.view.batch(ops).await?;
@@ -192,7 +219,10 @@ impl LeaseManager {
         }
         let wanted = if increment > 0 { increment } else { entry.ttl };
         let expire = (now + wanted * 1000).min(entry.max_expire_ms);
-        let mount = self.mounts.mount_at(&entry.mount).ok_or(LeaseError::NotFound)?;
+        let mount = self
+            .mounts
+            .mount_at(&entry.mount)
+            .ok_or(LeaseError::NotFound)?;
         mount
             .engine
             .renew(&entry.internal, expire / 1000, &mount.view)
@@ -208,7 +238,9 @@ impl LeaseManager {
     /// Revoke now: the engine destroys the secret, then the lease is deleted.
     /// On failure the lease stays, records the error and is retried later.
     pub async fn revoke(&self, id: &str) -> Result<(), LeaseError> {
-        let Some(entry) = self.lookup(id).await? else { return Ok(()) };
+        let Some(entry) = self.lookup(id).await? else {
+            return Ok(());
+        };
         self.revoke_entry(entry, false).await
     }
 
@@ -231,13 +263,18 @@ impl LeaseManager {
                 let jitter = (rand::random::<u16>() % 500) as i64;
                 tracing::warn!(lease_id = %entry.id, attempts = entry.revoke_attempts, error = %message, "lease revocation failed; will retry");
                 self.save(&entry, false).await?;
-                self.queue.schedule(&entry.id, now_ms() + backoff * 1000 + jitter);
+                self.queue
+                    .schedule(&entry.id, now_ms() + backoff * 1000 + jitter);
                 return Err(LeaseError::Revoke(message));
             }
         }
-        let mut ops = vec![BarrierOp::Delete { key: format!("id/{}", entry.id) }];
+        let mut ops = vec![BarrierOp::Delete {
+            key: format!("id/{}", entry.id),
+        }];
         if let Owner::Token { hash } = &entry.owner {
-            ops.push(BarrierOp::Delete { key: index_key(hash, &entry.id) });
+            ops.push(BarrierOp::Delete {
+                key: index_key(hash, &entry.id),
+            });
         }
         self.view.batch(ops).await?;
         self.queue.remove(&entry.id);
@@ -271,8 +308,14 @@ impl LeaseManager {
     /// Revoke the leases a token owned (called when the token is revoked).
     /// Failures stay queued for retry; the token's revocation goes on.
     pub async fn revoke_by_token(&self, token_hash: &str) -> Result<(), LeaseError> {
-        for key in self.view.keys_with_prefix(&format!("token/{token_hash}/")).await? {
-            let Some(id) = self.view.get(&key).await? else { continue };
+        for key in self
+            .view
+            .keys_with_prefix(&format!("token/{token_hash}/"))
+            .await?
+        {
+            let Some(id) = self.view.get(&key).await? else {
+                continue;
+            };
             let id = String::from_utf8_lossy(&id).into_owned();
             if let Some(entry) = self.lookup(&id).await? {
                 // A failed revocation keeps the lease and its retry schedule.

@@ -26,7 +26,12 @@ impl Engine for FakeEngine {
     async fn handle(&self, _req: Request, _view: &View) -> Result<Response, EngineError> {
         Ok(Response::empty())
     }
-    async fn renew(&self, _internal: &Value, _expire: i64, _view: &View) -> Result<(), EngineError> {
+    async fn renew(
+        &self,
+        _internal: &Value,
+        _expire: i64,
+        _view: &View,
+    ) -> Result<(), EngineError> {
         self.renewals.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -34,7 +39,10 @@ impl Engine for FakeEngine {
         if self.fail.load(Ordering::SeqCst) {
             return Err(EngineError::BadRequest("database is down".into()));
         }
-        self.revoked.lock().unwrap().push(internal["user"].as_str().unwrap_or_default().to_owned());
+        self.revoked
+            .lock()
+            .unwrap()
+            .push(internal["user"].as_str().unwrap_or_default().to_owned());
         Ok(())
     }
 }
@@ -50,7 +58,12 @@ async fn setup() -> (Arc<LeaseManager>, Arc<FakeEngine>, Mount, Arc<Barrier>) {
 }
 
 fn request(user: &str, ttl: i64, max_ttl: i64) -> LeaseRequest {
-    LeaseRequest { ttl, max_ttl, renewable: true, internal: json!({"user": user}) }
+    LeaseRequest {
+        ttl,
+        max_ttl,
+        renewable: true,
+        internal: json!({"user": user}),
+    }
 }
 
 fn token(h: &str) -> Owner {
@@ -60,13 +73,19 @@ fn token(h: &str) -> Owner {
 #[tokio::test]
 async fn issue_lookup_list_renew_revoke() {
     let (leases, engine, mount, _) = setup().await;
-    let issued = leases.issue(&mount.entry, "creds/ro", request("u1", 60, 120), token("t")).await.unwrap();
+    let issued = leases
+        .issue(&mount.entry, "creds/ro", request("u1", 60, 120), token("t"))
+        .await
+        .unwrap();
     assert!(issued.lease_id.starts_with("database/creds/ro/"));
     assert_eq!((issued.lease_duration, issued.renewable), (60, true));
     let entry = leases.lookup(&issued.lease_id).await.unwrap().unwrap();
     let shown = entry.lookup_data(entry.issue_ms);
     assert_eq!(shown["ttl"], 60);
-    assert!(shown.get("internal").is_none(), "revoke data is never shown");
+    assert!(
+        shown.get("internal").is_none(),
+        "revoke data is never shown"
+    );
     assert_eq!(leases.list("database/creds/").await.unwrap(), vec!["ro/"]);
 
     // Renewal is capped by the max TTL and tells the engine.
@@ -78,17 +97,47 @@ async fn issue_lookup_list_renew_revoke() {
     leases.revoke(&issued.lease_id).await.unwrap();
     assert_eq!(*engine.revoked.lock().unwrap(), vec!["u1"]);
     assert!(leases.lookup(&issued.lease_id).await.unwrap().is_none());
-    assert!(matches!(leases.renew(&issued.lease_id, 0).await, Err(LeaseError::NotFound)));
-    assert!(matches!(leases.lookup("../etc").await, Err(LeaseError::BadRequest(_))));
+    assert!(matches!(
+        leases.renew(&issued.lease_id, 0).await,
+        Err(LeaseError::NotFound)
+    ));
+    assert!(matches!(
+        leases.lookup("../etc").await,
+        Err(LeaseError::BadRequest(_))
+    ));
 }
 
 #[tokio::test]
 async fn token_revocation_takes_its_leases_but_not_object_leases() {
     let (leases, engine, mount, _) = setup().await;
-    leases.issue(&mount.entry, "creds/a", request("by-token", 60, 60), token("t1")).await.unwrap();
-    leases.issue(&mount.entry, "creds/a", request("other-token", 60, 60), token("t2")).await.unwrap();
+    leases
+        .issue(
+            &mount.entry,
+            "creds/a",
+            request("by-token", 60, 60),
+            token("t1"),
+        )
+        .await
+        .unwrap();
+    leases
+        .issue(
+            &mount.entry,
+            "creds/a",
+            request("other-token", 60, 60),
+            token("t2"),
+        )
+        .await
+        .unwrap();
     let object = Owner::parse_object("team-a/DynamicCredential/db/uid-1").unwrap();
-    leases.issue(&mount.entry, "creds/a", request("by-object", 60, 60), object).await.unwrap();
+    leases
+        .issue(
+            &mount.entry,
+            "creds/a",
+            request("by-object", 60, 60),
+            object,
+        )
+        .await
+        .unwrap();
     leases.revoke_by_token("t1").await.unwrap();
     assert_eq!(*engine.revoked.lock().unwrap(), vec!["by-token"]);
     assert_eq!(leases.active(), 2);
@@ -97,9 +146,15 @@ async fn token_revocation_takes_its_leases_but_not_object_leases() {
 #[tokio::test]
 async fn failed_revocations_are_kept_visible_and_retried() {
     let (leases, engine, mount, _) = setup().await;
-    let issued = leases.issue(&mount.entry, "creds/a", request("u", 60, 60), token("t")).await.unwrap();
+    let issued = leases
+        .issue(&mount.entry, "creds/a", request("u", 60, 60), token("t"))
+        .await
+        .unwrap();
     engine.fail.store(true, Ordering::SeqCst);
-    assert!(matches!(leases.revoke(&issued.lease_id).await, Err(LeaseError::Revoke(_))));
+    assert!(matches!(
+        leases.revoke(&issued.lease_id).await,
+        Err(LeaseError::Revoke(_))
+    ));
     let entry = leases.lookup(&issued.lease_id).await.unwrap().unwrap();
     assert_eq!(entry.revoke_attempts, 1);
     assert_eq!(entry.last_error.as_deref(), Some("database is down"));
@@ -113,7 +168,15 @@ async fn failed_revocations_are_kept_visible_and_retried() {
 async fn expired_leases_are_revoked_within_a_second_and_rebuilt_after_restart() {
     let (leases, engine, mount, barrier) = setup().await;
     for i in 0..50 {
-        leases.issue(&mount.entry, "creds/a", request(&format!("u{i}"), 1, 1), token("t")).await.unwrap();
+        leases
+            .issue(
+                &mount.entry,
+                "creds/a",
+                request(&format!("u{i}"), 1, 1),
+                token("t"),
+            )
+            .await
+            .unwrap();
     }
     // A "restarted" manager over the same storage finds them again.
     let mounts = Arc::new(MountTable::load(barrier.clone()).await.unwrap());
@@ -123,7 +186,10 @@ async fn expired_leases_are_revoked_within_a_second_and_rebuilt_after_restart() 
     let worker = fresh.spawn_expiry();
     let start = Instant::now();
     while engine.revoked.lock().unwrap().len() < 50 {
-        assert!(start.elapsed() < Duration::from_millis(2000), "leases not revoked within 1 s of expiry");
+        assert!(
+            start.elapsed() < Duration::from_millis(2000),
+            "leases not revoked within 1 s of expiry"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     worker.abort();

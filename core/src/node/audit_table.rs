@@ -60,7 +60,9 @@ impl AuditTable {
         let broker = Arc::new(AuditBroker::new(salt));
         let entries: Vec<DeviceEntry> = view.get_json(TABLE).await?.unwrap_or_default();
         for e in entries {
-            broker.enable(&e.path, &e.kind, &e.description, e.options.clone()).await?;
+            broker
+                .enable(&e.path, &e.kind, &e.description, e.options.clone())
+                .await?;
         }
         Ok(AuditTable { view, broker })
     }
@@ -71,7 +73,14 @@ impl AuditTable {
 
     /// Open a device and remember it.
     pub async fn enable(&self, entry: DeviceEntry) -> Result<(), AuditTableError> {
-        self.broker.enable(&entry.path, &entry.kind, &entry.description, entry.options.clone()).await?;
+        self.broker
+            .enable(
+                &entry.path,
+                &entry.kind,
+                &entry.description,
+                entry.options.clone(),
+            )
+            .await?;
         let mut entries = self.entries().await?;
         entries.retain(|e| e.path != entry.path);
         entries.push(entry.clone());

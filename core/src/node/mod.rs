@@ -109,7 +109,11 @@ pub struct Node {
 impl Node {
     /// A sealed node over `storage`. With `static_key`, init uses the static
     /// seal and [`Node::auto_unseal`] opens the node without shares.
-    pub fn new(storage: Arc<dyn Storage>, storage_type: &'static str, static_key: Option<Key>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        storage_type: &'static str,
+        static_key: Option<Key>,
+    ) -> Self {
         Node {
             barrier: Arc::new(Barrier::new(storage)),
             progress: Mutex::new(UnsealProgress::default()),
@@ -161,9 +165,11 @@ impl Node {
         let Some(bytes) = self.barrier.storage().get(SEAL_CONFIG_PATH).await? else {
             return Ok(None);
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| NodeError::Barrier(BarrierError::Corrupt { key: SEAL_CONFIG_PATH.into() }))
+        serde_json::from_slice(&bytes).map(Some).map_err(|_| {
+            NodeError::Barrier(BarrierError::Corrupt {
+                key: SEAL_CONFIG_PATH.into(),
+            })
+        })
     }
 
     /// The seal status.
@@ -194,30 +200,47 @@ impl Node {
         }
         // The first node of a cluster starts the cluster when it is initialised.
         if let Some(cluster) = self.cluster() {
-            cluster.bootstrap().await.map_err(|e| NodeError::Cluster(e.to_string()))?;
+            cluster
+                .bootstrap()
+                .await
+                .map_err(|e| NodeError::Cluster(e.to_string()))?;
             if self.seal_config().await?.is_some() {
                 return Err(NodeError::AlreadyInitialized);
             }
         }
         let mut config = SealConfig::shamir(shares, threshold)?;
         if self.static_key.is_some() {
-            config = SealConfig { kind: SealKind::Static, secret_shares: 0, secret_threshold: 0 };
+            config = SealConfig {
+                kind: SealKind::Static,
+                secret_shares: 0,
+                secret_threshold: 0,
+            };
         }
         let root_key = Key::generate();
         let keyring = Keyring::generate(time::now());
         let sealed_ring = root_key
             .seal(0, KEYRING_PATH.as_bytes(), &keyring.to_bytes())
             .map_err(|_| NodeError::Keyring("cannot seal keyring"))?;
-        let mut ops = vec![Op::Put { key: KEYRING_PATH.into(), value: sealed_ring }];
+        let mut ops = vec![Op::Put {
+            key: KEYRING_PATH.into(),
+            value: sealed_ring,
+        }];
         if let Some(static_key) = &self.static_key {
             let sealed_root = static_key
                 .seal(0, SEALED_ROOT_KEY_PATH.as_bytes(), &root_key.0)
                 .map_err(|_| NodeError::Keyring("cannot seal root key"))?;
-            ops.push(Op::Put { key: SEALED_ROOT_KEY_PATH.into(), value: sealed_root });
+            ops.push(Op::Put {
+                key: SEALED_ROOT_KEY_PATH.into(),
+                value: sealed_root,
+            });
         }
-        let config_bytes = serde_json::to_vec(&config).map_err(|_| NodeError::Keyring("cannot encode seal config"))?;
+        let config_bytes = serde_json::to_vec(&config)
+            .map_err(|_| NodeError::Keyring("cannot encode seal config"))?;
         // The seal config goes last: it is what marks the node initialized.
-        ops.push(Op::Put { key: SEAL_CONFIG_PATH.into(), value: config_bytes });
+        ops.push(Op::Put {
+            key: SEAL_CONFIG_PATH.into(),
+            value: config_bytes,
+        });
         self.barrier.storage().batch(ops).await?;
 
         self.unseal_with_key(root_key.clone()).await?;
@@ -227,15 +250,23 @@ impl Node {
             policies: vec!["root".into()],
             ..Default::default()
         };
-        let root = unsealed.tokens.create(None, params, "auth/token/root", true, time::now()).await?;
+        let root = unsealed
+            .tokens
+            .create(None, params, "auth/token/root", true, time::now())
+            .await?;
         let keys = match config.kind {
-            SealKind::Shamir => shamir::split(&root_key, config.secret_shares, config.secret_threshold),
+            SealKind::Shamir => {
+                shamir::split(&root_key, config.secret_shares, config.secret_threshold)
+            }
             SealKind::Static => Vec::new(),
         };
         if config.kind == SealKind::Shamir {
             self.seal().await;
         }
-        Ok(InitResult { keys, root_token: root.token })
+        Ok(InitResult {
+            keys,
+            root_token: root.token,
+        })
     }
 
     /// `sys/unseal`: add one share; unseals when the threshold is reached.
@@ -248,7 +279,11 @@ impl Node {
             return Err(NodeError::Unseal(UnsealError::Malformed));
         }
         let share = decode_share(share)?;
-        let candidate = self.progress.lock().await.submit(share, config.secret_threshold)?;
+        let candidate = self
+            .progress
+            .lock()
+            .await
+            .submit(share, config.secret_threshold)?;
         if let Some(root_key) = candidate {
             self.unseal_with_key(root_key).await?;
         }
@@ -262,7 +297,9 @@ impl Node {
 
     /// Unseal with the static key, if this node has one.
     pub async fn auto_unseal(&self) -> Result<bool, NodeError> {
-        let Some(static_key) = &self.static_key else { return Ok(false) };
+        let Some(static_key) = &self.static_key else {
+            return Ok(false);
+        };
         let Some(sealed_root) = self.barrier.storage().get(SEALED_ROOT_KEY_PATH).await? else {
             return Ok(false);
         };
@@ -288,7 +325,8 @@ impl Node {
         let ring_bytes = root_key
             .open(KEYRING_PATH.as_bytes(), &sealed_ring)
             .map_err(|_| UnsealError::WrongShares)?;
-        let keyring = Keyring::from_bytes(&ring_bytes).map_err(|_| NodeError::Keyring("keyring is malformed"))?;
+        let keyring = Keyring::from_bytes(&ring_bytes)
+            .map_err(|_| NodeError::Keyring("keyring is malformed"))?;
         self.barrier.set_keyring(Some(keyring));
         match self.load_subsystems(root_key).await {
             Ok(u) => {
@@ -324,14 +362,24 @@ impl Node {
                 }
             }
         });
-        Ok(Unsealed { tokens, policies, mounts, audit, leases, root_key, background: vec![tidy, expiry] })
+        Ok(Unsealed {
+            tokens,
+            policies,
+            mounts,
+            audit,
+            leases,
+            root_key,
+            background: vec![tidy, expiry],
+        })
     }
 
     /// Re-read the keyring and rebuild the unsealed subsystems from storage. A
     /// Raft follower calls this when the replicated log changed state they
     /// cache (mount table, policies, keyring). Does nothing while sealed.
     pub async fn reload(&self) -> Result<(), NodeError> {
-        let Ok(current) = self.unsealed() else { return Ok(()) };
+        let Ok(current) = self.unsealed() else {
+            return Ok(());
+        };
         self.unseal_with_key(current.root_key.clone()).await
     }
 
@@ -350,7 +398,10 @@ impl Node {
             .root_key
             .seal(0, KEYRING_PATH.as_bytes(), &next.to_bytes())
             .map_err(|_| NodeError::Keyring("cannot seal keyring"))?;
-        self.barrier.storage().put(KEYRING_PATH, sealed_ring).await?;
+        self.barrier
+            .storage()
+            .put(KEYRING_PATH, sealed_ring)
+            .await?;
         self.barrier.set_keyring(Some(next));
         Ok(())
     }
@@ -374,7 +425,10 @@ mod tests {
         let init = node.initialize(5, 3, None).await.unwrap();
         assert_eq!(init.keys.len(), 5);
         assert!(node.is_sealed());
-        assert!(matches!(node.initialize(5, 3, None).await, Err(NodeError::AlreadyInitialized)));
+        assert!(matches!(
+            node.initialize(5, 3, None).await,
+            Err(NodeError::AlreadyInitialized)
+        ));
 
         // Shares of another node rebuild a wrong key: refused, progress reset.
         let other = Node::new(Arc::new(MemoryStorage::new()), "inmem", None);
@@ -382,8 +436,13 @@ mod tests {
         for k in &foreign.keys[..2] {
             node.submit_share(&hex::encode(k.as_slice())).await.unwrap();
         }
-        let err = node.submit_share(&hex::encode(foreign.keys[2].as_slice())).await;
-        assert!(matches!(err, Err(NodeError::Unseal(UnsealError::WrongShares))));
+        let err = node
+            .submit_share(&hex::encode(foreign.keys[2].as_slice()))
+            .await;
+        assert!(matches!(
+            err,
+            Err(NodeError::Unseal(UnsealError::WrongShares))
+        ));
         assert_eq!(node.status().await.unwrap().progress, 0);
 
         for k in &init.keys[1..4] {
@@ -391,7 +450,13 @@ mod tests {
         }
         assert!(!node.is_sealed());
         let u = node.unsealed().unwrap();
-        assert!(u.tokens.lookup(&init.root_token, time::now()).await.unwrap().unwrap().is_root());
+        assert!(u
+            .tokens
+            .lookup(&init.root_token, time::now())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_root());
 
         node.rotate().await.unwrap();
         assert_eq!(node.key_status().unwrap().0, 2);
@@ -400,7 +465,11 @@ mod tests {
         for k in &init.keys[..3] {
             node.submit_share(&hex::encode(k.as_slice())).await.unwrap();
         }
-        assert_eq!(node.key_status().unwrap().0, 2, "rotation survives seal/unseal");
+        assert_eq!(
+            node.key_status().unwrap().0,
+            2,
+            "rotation survives seal/unseal"
+        );
     }
 
     #[tokio::test]
@@ -408,7 +477,10 @@ mod tests {
         let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
         let key = Key::generate();
         let node = Node::new(storage.clone(), "inmem", Some(key.clone()));
-        let init = node.initialize(1, 1, Some("dev-root".into())).await.unwrap();
+        let init = node
+            .initialize(1, 1, Some("dev-root".into()))
+            .await
+            .unwrap();
         assert!(init.keys.is_empty());
         assert_eq!(init.root_token.as_str(), "dev-root");
         assert!(!node.is_sealed());

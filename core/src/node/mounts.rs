@@ -102,26 +102,39 @@ pub fn normalize_path(path: &str) -> Result<String, MountError> {
     if trimmed.is_empty() {
         return Err(MountError::BadRequest("mount path cannot be empty".into()));
     }
-    if trimmed.split('/').any(|seg| seg.is_empty() || seg == ".." || seg == ".")
+    if trimmed
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == ".." || seg == ".")
         || trimmed.contains('\0')
         || trimmed.contains('*')
         || trimmed.contains('+')
     {
-        return Err(MountError::BadRequest(format!("invalid mount path {trimmed:?}")));
+        return Err(MountError::BadRequest(format!(
+            "invalid mount path {trimmed:?}"
+        )));
     }
     Ok(format!("{trimmed}/"))
 }
 
 /// A default lease TTL above the maximum could never be granted.
 fn check_ttls(c: &MountConfig) -> Result<(), MountError> {
-    let max = if c.max_lease_ttl > 0 { c.max_lease_ttl } else { crate::auth::token::DEFAULT_TTL };
+    let max = if c.max_lease_ttl > 0 {
+        c.max_lease_ttl
+    } else {
+        crate::auth::token::DEFAULT_TTL
+    };
     if c.default_lease_ttl > max {
-        return Err(MountError::BadRequest("default_lease_ttl cannot be greater than max_lease_ttl".into()));
+        return Err(MountError::BadRequest(
+            "default_lease_ttl cannot be greater than max_lease_ttl".into(),
+        ));
     }
     Ok(())
 }
 
-fn build_engine(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dyn Engine>, MountError> {
+fn build_engine(
+    kind: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<Arc<dyn Engine>, MountError> {
     match kind {
         "kv" | "kv-v2" => match options.get("version").map(String::as_str) {
             None | Some("2") => Ok(Arc::new(KvEngine::new())),
@@ -131,7 +144,9 @@ fn build_engine(kind: &str, options: &BTreeMap<String, String>) -> Result<Arc<dy
         },
         "transit" => Ok(Arc::new(crate::engines::transit::TransitEngine::new())),
         "database" => Ok(Arc::new(crate::engines::database::DatabaseEngine::new())),
-        other => Err(MountError::BadRequest(format!("unknown secrets engine type {other:?}"))),
+        other => Err(MountError::BadRequest(format!(
+            "unknown secrets engine type {other:?}"
+        ))),
     }
 }
 
@@ -144,9 +159,16 @@ impl MountTable {
         for entry in entries {
             let engine = build_engine(&entry.kind, &entry.options)?;
             let view = View::new(barrier.clone(), format!("logical/{}/", entry.uuid));
-            mounts.push(Mount { entry, engine, view });
+            mounts.push(Mount {
+                entry,
+                engine,
+                view,
+            });
         }
-        Ok(MountTable { barrier, mounts: RwLock::new(Arc::new(mounts)) })
+        Ok(MountTable {
+            barrier,
+            mounts: RwLock::new(Arc::new(mounts)),
+        })
     }
 
     /// A consistent snapshot of the table.
@@ -166,7 +188,9 @@ impl MountTable {
 
     async fn persist(&self, mounts: &[Mount]) -> Result<(), MountError> {
         let entries: Vec<&MountEntry> = mounts.iter().map(|m| &m.entry).collect();
-        View::new(self.barrier.clone(), "").put_json(MOUNTS_PATH, &entries).await?;
+        View::new(self.barrier.clone(), "")
+            .put_json(MOUNTS_PATH, &entries)
+            .await?;
         Ok(())
     }
 
@@ -175,7 +199,9 @@ impl MountTable {
         let table = self.snapshot();
         table
             .iter()
-            .filter(|m| path.starts_with(&m.entry.path) || path == m.entry.path.trim_end_matches('/'))
+            .filter(|m| {
+                path.starts_with(&m.entry.path) || path == m.entry.path.trim_end_matches('/')
+            })
             .max_by_key(|m| m.entry.path.len())
             .map(|m| {
                 let rest = path.get(m.entry.path.len()..).unwrap_or("");
@@ -185,7 +211,10 @@ impl MountTable {
 
     /// The mount whose path is exactly `path` (with trailing `/`).
     pub fn mount_at(&self, path: &str) -> Option<Mount> {
-        self.snapshot().iter().find(|m| m.entry.path == path).cloned()
+        self.snapshot()
+            .iter()
+            .find(|m| m.entry.path == path)
+            .cloned()
     }
 
     /// Mount a new engine.
@@ -200,11 +229,15 @@ impl MountTable {
     ) -> Result<(), MountError> {
         let path = normalize_path(path)?;
         if RESERVED.iter().any(|r| path.starts_with(r)) {
-            return Err(MountError::BadRequest(format!("cannot mount at reserved path {path:?}")));
+            return Err(MountError::BadRequest(format!(
+                "cannot mount at reserved path {path:?}"
+            )));
         }
         let kind = if kind == "kv-v2" { "kv" } else { kind };
         if kind == "kv" {
-            options.entry("version".into()).or_insert_with(|| "2".into());
+            options
+                .entry("version".into())
+                .or_insert_with(|| "2".into());
         }
         let engine = build_engine(kind, &options)?;
         check_ttls(&config)?;
@@ -231,7 +264,11 @@ impl MountTable {
             seal_wrap: false,
         };
         let view = View::new(self.barrier.clone(), format!("logical/{uuid}/"));
-        next.push(Mount { entry, engine, view });
+        next.push(Mount {
+            entry,
+            engine,
+            view,
+        });
         self.persist(&next).await?;
         self.replace(next);
         Ok(())
@@ -252,7 +289,11 @@ impl MountTable {
             local: false,
             seal_wrap: false,
         };
-        let mount = Mount { entry, engine, view: View::new(self.barrier.clone(), format!("logical/{uuid}/")) };
+        let mount = Mount {
+            entry,
+            engine,
+            view: View::new(self.barrier.clone(), format!("logical/{uuid}/")),
+        };
         let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
         next.push(mount.clone());
         self.replace(next);
@@ -345,21 +386,75 @@ mod tests {
     async fn enable_route_persist_disable() {
         let b = barrier();
         let t = MountTable::load(b.clone()).await.unwrap();
-        t.enable("secret", "kv", String::new(), MountConfig::default(), BTreeMap::new(), false).await.unwrap();
-        t.enable("team/a", "kv", String::new(), MountConfig::default(), BTreeMap::new(), false).await.unwrap();
-        assert!(t.enable("secret/x", "kv", String::new(), MountConfig::default(), BTreeMap::new(), false).await.is_err());
-        assert!(t.enable("sys/x", "kv", String::new(), MountConfig::default(), BTreeMap::new(), false).await.is_err());
-        assert!(t.enable("other", "nope", String::new(), MountConfig::default(), BTreeMap::new(), false).await.is_err());
+        t.enable(
+            "secret",
+            "kv",
+            String::new(),
+            MountConfig::default(),
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .unwrap();
+        t.enable(
+            "team/a",
+            "kv",
+            String::new(),
+            MountConfig::default(),
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .unwrap();
+        assert!(t
+            .enable(
+                "secret/x",
+                "kv",
+                String::new(),
+                MountConfig::default(),
+                BTreeMap::new(),
+                false
+            )
+            .await
+            .is_err());
+        assert!(t
+            .enable(
+                "sys/x",
+                "kv",
+                String::new(),
+                MountConfig::default(),
+                BTreeMap::new(),
+                false
+            )
+            .await
+            .is_err());
+        assert!(t
+            .enable(
+                "other",
+                "nope",
+                String::new(),
+                MountConfig::default(),
+                BTreeMap::new(),
+                false
+            )
+            .await
+            .is_err());
         let (m, rest) = t.route("team/a/data/x").unwrap();
         assert_eq!((m.entry.path.as_str(), rest), ("team/a/", "data/x"));
         assert!(t.route("team/b/data").is_none());
-        assert_eq!(m.entry.options.get("version").map(String::as_str), Some("2"));
+        assert_eq!(
+            m.entry.options.get("version").map(String::as_str),
+            Some("2")
+        );
 
         m.view.put("k", b"v").await.unwrap();
         let reloaded = MountTable::load(b.clone()).await.unwrap();
         assert_eq!(reloaded.snapshot().len(), 2);
         reloaded.disable("team/a").await.unwrap();
-        assert!(m.view.get("k").await.unwrap().is_none(), "disable clears the mount's data");
+        assert!(
+            m.view.get("k").await.unwrap().is_none(),
+            "disable clears the mount's data"
+        );
         assert_eq!(MountTable::load(b).await.unwrap().snapshot().len(), 1);
     }
 }

@@ -33,7 +33,10 @@ impl PolicyStore {
         if view.get("default").await?.is_none() {
             view.put("default", DEFAULT_POLICY.as_bytes()).await?;
         }
-        Ok(PolicyStore { view, acls: RwLock::new(HashMap::new()) })
+        Ok(PolicyStore {
+            view,
+            acls: RwLock::new(HashMap::new()),
+        })
     }
 
     /// Source text of a policy, if it exists (`root` has none).
@@ -42,7 +45,11 @@ impl PolicyStore {
         if name == "root" {
             return Ok(Some(String::new()));
         }
-        Ok(self.view.get(&name).await?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        Ok(self
+            .view
+            .get(&name)
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// Parse, store and activate a policy.

@@ -15,7 +15,10 @@ pub const SEALED_ROOT_KEY_PATH: &str = "core/sealed-root-key";
 #[derive(Debug, thiserror::Error)]
 pub enum StaticKeyError {
     #[error("failed to read seal key file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("seal key file {path} must hold 32 bytes (raw, hex or base64)")]
     Format { path: String },
 }
@@ -23,9 +26,10 @@ pub enum StaticKeyError {
 /// Read a 32-byte key from `path`: raw bytes, or hex / base64 text.
 pub fn read_key_file(path: &Path) -> Result<Key, StaticKeyError> {
     let shown = path.display().to_string();
-    let bytes = Zeroizing::new(
-        std::fs::read(path).map_err(|source| StaticKeyError::Read { path: shown.clone(), source })?,
-    );
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| StaticKeyError::Read {
+        path: shown.clone(),
+        source,
+    })?);
     let decoded: Zeroizing<Vec<u8>> = if bytes.len() == 32 {
         Zeroizing::new(bytes.to_vec())
     } else {
@@ -55,7 +59,12 @@ mod tests {
         for (name, content) in [
             ("raw", key.to_vec()),
             ("hex", hex::encode(key).into_bytes()),
-            ("b64", base64::engine::general_purpose::STANDARD.encode(key).into_bytes()),
+            (
+                "b64",
+                base64::engine::general_purpose::STANDARD
+                    .encode(key)
+                    .into_bytes(),
+            ),
         ] {
             let p = dir.path().join(name);
             std::fs::write(&p, content).unwrap();
@@ -63,6 +72,9 @@ mod tests {
         }
         let p = dir.path().join("short");
         std::fs::write(&p, b"abc").unwrap();
-        assert!(matches!(read_key_file(&p), Err(StaticKeyError::Format { .. })));
+        assert!(matches!(
+            read_key_file(&p),
+            Err(StaticKeyError::Format { .. })
+        ));
     }
 }

@@ -101,14 +101,29 @@ mod tests {
 
         assert_eq!(decode_share("zz-not-a-key!"), Err(UnsealError::Encoding));
         assert_eq!(decode_share("abcd"), Err(UnsealError::Length(2)));
-        assert_eq!(decode_share(&format!("00{}", "11".repeat(32))), Err(UnsealError::Malformed));
+        assert_eq!(
+            decode_share(&format!("00{}", "11".repeat(32))),
+            Err(UnsealError::Malformed)
+        );
 
         let mut p = UnsealProgress::default();
-        assert!(matches!(p.submit(decode_share(&hexes[0]).unwrap(), 3), Ok(None)));
-        assert!(matches!(p.submit(decode_share(&hexes[0]).unwrap(), 3), Err(UnsealError::Duplicate)));
+        assert!(matches!(
+            p.submit(decode_share(&hexes[0]).unwrap(), 3),
+            Ok(None)
+        ));
+        assert!(matches!(
+            p.submit(decode_share(&hexes[0]).unwrap(), 3),
+            Err(UnsealError::Duplicate)
+        ));
         assert_eq!(p.progress(), 1);
-        assert!(matches!(p.submit(decode_share(&hexes[3]).unwrap(), 3), Ok(None)));
-        let rebuilt = p.submit(decode_share(&hexes[4]).unwrap(), 3).unwrap().unwrap();
+        assert!(matches!(
+            p.submit(decode_share(&hexes[3]).unwrap(), 3),
+            Ok(None)
+        ));
+        let rebuilt = p
+            .submit(decode_share(&hexes[4]).unwrap(), 3)
+            .unwrap()
+            .unwrap();
         assert_eq!(rebuilt.0, key.0);
         assert_eq!(p.progress(), 0);
     }

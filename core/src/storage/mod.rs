@@ -46,12 +46,19 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Store one value.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
-        self.batch(vec![Op::Put { key: key.to_owned(), value }]).await
+        self.batch(vec![Op::Put {
+            key: key.to_owned(),
+            value,
+        }])
+        .await
     }
 
     /// Remove one key.
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.batch(vec![Op::Delete { key: key.to_owned() }]).await
+        self.batch(vec![Op::Delete {
+            key: key.to_owned(),
+        }])
+        .await
     }
 
     /// The direct children of `prefix`, as Vault lists them: leaf names, and
@@ -66,7 +73,9 @@ pub trait Storage: Send + Sync + 'static {
 pub fn children<'a>(prefix: &str, keys: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
-        let Some(rest) = key.strip_prefix(prefix) else { continue };
+        let Some(rest) = key.strip_prefix(prefix) else {
+            continue;
+        };
         let child = match rest.find('/') {
             Some(i) => &rest[..=i],
             None => rest,

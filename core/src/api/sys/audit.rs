@@ -25,7 +25,11 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
         let mut data = Map::new();
         for d in table.broker.list() {
             let v = serde_json::to_value(&d).map_err(|e| ApiError::internal(e.to_string()))?;
-            let path = v.get("path").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let path = v
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             data.insert(path, v);
         }
         return Ok(Reply::listing(data));
@@ -33,7 +37,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
     let path = format!("{}/", tail.trim_end_matches('/'));
     match call.operation {
         Operation::Create | Operation::Update => {
-            let kind = call.str_param("type").ok_or_else(|| ApiError::bad_request("missing 'type'"))?;
+            let kind = call
+                .str_param("type")
+                .ok_or_else(|| ApiError::bad_request("missing 'type'"))?;
             let mut options = BTreeMap::new();
             match call.param("options") {
                 None | Some(Value::Null) => {}
@@ -71,6 +77,10 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
 }
 
 pub fn hash(ctx: &Ctx<'_>, call: &Call, _path: &str) -> Result<Reply, ApiError> {
-    let input = call.str_param("input").ok_or_else(|| ApiError::bad_request("missing 'input'"))?;
-    Ok(Reply::data(json!({ "hash": ctx.unsealed.audit.broker.hash(&input) })))
+    let input = call
+        .str_param("input")
+        .ok_or_else(|| ApiError::bad_request("missing 'input'"))?;
+    Ok(Reply::data(
+        json!({ "hash": ctx.unsealed.audit.broker.hash(&input) }),
+    ))
 }

@@ -39,7 +39,11 @@ fn answer(acl: &Acl, paths: &[String]) -> Reply {
             vec!["root"]
         } else {
             let caps = acl.capabilities(p.trim_start_matches('/'));
-            if caps.is_empty() { vec!["deny"] } else { caps.names() }
+            if caps.is_empty() {
+                vec!["deny"]
+            } else {
+                caps.names()
+            }
         };
         // Vault answers in alphabetical order.
         let mut names = names;
@@ -59,7 +63,9 @@ pub async fn self_(ctx: &Ctx<'_>, call: &Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn for_token(ctx: &Ctx<'_>, call: &Call) -> Result<Reply, ApiError> {
-    let token = call.str_param("token").ok_or_else(|| ApiError::bad_request("missing token"))?;
+    let token = call
+        .str_param("token")
+        .ok_or_else(|| ApiError::bad_request("missing token"))?;
     let entry = ctx
         .unsealed
         .tokens
@@ -71,7 +77,9 @@ pub async fn for_token(ctx: &Ctx<'_>, call: &Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn for_accessor(ctx: &Ctx<'_>, call: &Call) -> Result<Reply, ApiError> {
-    let accessor = call.str_param("accessor").ok_or_else(|| ApiError::bad_request("missing accessor"))?;
+    let accessor = call
+        .str_param("accessor")
+        .ok_or_else(|| ApiError::bad_request("missing accessor"))?;
     let entry = ctx
         .unsealed
         .tokens

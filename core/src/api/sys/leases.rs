@@ -40,7 +40,12 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
         }
         "lookup" if write => {
             let id = lease_id(call, rest)?;
-            let entry = ctx.unsealed.leases.lookup(&id).await?.ok_or(LeaseError::NotFound)?;
+            let entry = ctx
+                .unsealed
+                .leases
+                .lookup(&id)
+                .await?
+                .ok_or(LeaseError::NotFound)?;
             Ok(Reply::data(entry.lookup_data(now_ms())))
         }
         "renew" if write => {
@@ -49,7 +54,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
             let entry = leases.lookup(&id).await?.ok_or(LeaseError::NotFound)?;
             // An object-owned lease belongs to its namespace's identities.
             if let Owner::Object { namespace, .. } = &entry.owner {
-                if !ctx.caller.entry.is_root() && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str()) {
+                if !ctx.caller.entry.is_root()
+                    && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str())
+                {
                     return Err(ApiError::denied());
                 }
             }
@@ -59,7 +66,10 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
             };
             let renewed = leases.renew(&id, increment).await?;
             let duration = renewed.ttl_left(now_ms());
-            Ok(Reply { lease: Some((renewed.id, duration, renewed.renewable)), ..Reply::default() })
+            Ok(Reply {
+                lease: Some((renewed.id, duration, renewed.renewable)),
+                ..Reply::default()
+            })
         }
         "revoke" if write => {
             let id = lease_id(call, rest)?;

@@ -26,8 +26,12 @@ pub async fn unauthenticated(state: &AppState, call: &Call) -> Result<Reply, Api
         ("sys/init", Operation::Update) => seal::init(state, call).await,
         ("sys/unseal", Operation::Update) => seal::unseal(state, call).await,
         ("sys/leader", Operation::Read) => seal::leader(state).await,
-        ("sys/storage/raft/join", Operation::Update | Operation::Create) => raft::join_endpoint(state, call).await,
-        ("sys/internal/specs/openapi", Operation::Read) => Ok(Reply::bare(200, &super::openapi::document())),
+        ("sys/storage/raft/join", Operation::Update | Operation::Create) => {
+            raft::join_endpoint(state, call).await
+        }
+        ("sys/internal/specs/openapi", Operation::Read) => {
+            Ok(Reply::bare(200, &super::openapi::document()))
+        }
         ("sys/cairn/noop", _) => Ok(Reply::bare(200, &json!({}))),
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -42,7 +46,9 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         "rotate" if is_write(op) => keys::rotate(ctx).await,
         "key-status" if op == Operation::Read => keys::key_status(ctx),
         "mounts" => mounts::route(ctx, call, tail).await,
-        "storage" if tail.starts_with("raft/") => raft::route(ctx, call, &tail["raft/".len()..]).await,
+        "storage" if tail.starts_with("raft/") => {
+            raft::route(ctx, call, &tail["raft/".len()..]).await
+        }
         "ha-status" if op == Operation::Read => raft::ha_status(ctx.state),
         "leases" | "renew" | "revoke" => leases::route(ctx, call, head, tail).await,
         "auth" if tail.is_empty() && op == Operation::Read => mounts::list_auth(),

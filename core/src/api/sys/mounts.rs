@@ -20,7 +20,9 @@ fn string_map(v: Option<Value>, what: &str) -> Result<Option<BTreeMap<String, St
                 Value::String(s) => Ok((k, s)),
                 Value::Number(n) => Ok((k, n.to_string())),
                 Value::Bool(b) => Ok((k, b.to_string())),
-                _ => Err(ApiError::bad_request(format!("{what}.{k} must be a string"))),
+                _ => Err(ApiError::bad_request(format!(
+                    "{what}.{k} must be a string"
+                ))),
             })
             .collect::<Result<_, _>>()
             .map(Some),
@@ -29,15 +31,22 @@ fn string_map(v: Option<Value>, what: &str) -> Result<Option<BTreeMap<String, St
 }
 
 fn mount_config(v: Option<Value>) -> Result<Option<MountConfig>, ApiError> {
-    let Some(Value::Object(m)) = v else { return Ok(None) };
+    let Some(Value::Object(m)) = v else {
+        return Ok(None);
+    };
     let ttl = |name: &str| -> Result<i64, ApiError> {
         match m.get(name) {
             None => Ok(0),
             Some(Value::String(s)) if s == "system" => Ok(0),
-            Some(v) => DurationParam::parse(v).map(|d| d.0).map_err(|e| ApiError::bad_request(format!("{name}: {e}"))),
+            Some(v) => DurationParam::parse(v)
+                .map(|d| d.0)
+                .map_err(|e| ApiError::bad_request(format!("{name}: {e}"))),
         }
     };
-    Ok(Some(MountConfig { default_lease_ttl: ttl("default_lease_ttl")?, max_lease_ttl: ttl("max_lease_ttl")? }))
+    Ok(Some(MountConfig {
+        default_lease_ttl: ttl("default_lease_ttl")?,
+        max_lease_ttl: ttl("max_lease_ttl")?,
+    }))
 }
 
 fn tune_params(call: &Call) -> Result<Option<MountConfig>, ApiError> {
@@ -90,12 +99,21 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
                 let (m, _) = mounts
                     .route(&wanted)
                     .filter(|(m, _)| m.entry.path == wanted)
-                    .ok_or_else(|| ApiError::bad_request(format!("cannot fetch sysview for path {path:?}")))?;
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!("cannot fetch sysview for path {path:?}"))
+                    })?;
                 Ok(Reply::data(tune_json(&m.entry)))
             }
             Operation::Update | Operation::Create => {
                 let options = string_map(call.param("options"), "options")?;
-                mounts.tune(path, tune_params(call)?, call.str_param("description"), options).await?;
+                mounts
+                    .tune(
+                        path,
+                        tune_params(call)?,
+                        call.str_param("description"),
+                        options,
+                    )
+                    .await?;
                 Ok(Reply::empty())
             }
             _ => Err(ApiError::method_not_allowed()),
@@ -111,7 +129,14 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
             let config = mount_config(call.param("config"))?.unwrap_or_default();
             let local = matches!(call.param("local"), Some(Value::Bool(true)));
             mounts
-                .enable(tail, &kind, call.str_param("description").unwrap_or_default(), config, options, local)
+                .enable(
+                    tail,
+                    &kind,
+                    call.str_param("description").unwrap_or_default(),
+                    config,
+                    options,
+                    local,
+                )
                 .await?;
             tracing::info!(path = %tail, kind = %kind, "secrets engine enabled");
             Ok(Reply::empty())
@@ -124,7 +149,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
                 .leases
                 .revoke_prefix(&prefix, false)
                 .await
-                .map_err(|e| ApiError::bad_request(format!("failed to revoke the mount's leases: {e}")))?;
+                .map_err(|e| {
+                    ApiError::bad_request(format!("failed to revoke the mount's leases: {e}"))
+                })?;
             mounts.disable(tail).await?;
             tracing::info!(path = %tail, "secrets engine disabled");
             Ok(Reply::empty())
@@ -172,7 +199,11 @@ pub fn list_auth() -> Result<Reply, ApiError> {
 /// `sys/internal/ui/mounts/<path>`: which mount serves a path (the CLI uses it
 /// to find a KV mount and its version).
 pub fn ui_mount(ctx: &Ctx<'_>, path: &str) -> Result<Reply, ApiError> {
-    let (m, _) = ctx.unsealed.mounts.route(path).ok_or_else(ApiError::not_found)?;
+    let (m, _) = ctx
+        .unsealed
+        .mounts
+        .route(path)
+        .ok_or_else(ApiError::not_found)?;
     let mut data = m.entry.to_json();
     data["path"] = json!(m.entry.path);
     Ok(Reply::data(data))

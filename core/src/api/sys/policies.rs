@@ -32,7 +32,9 @@ pub async fn acl(ctx: &Ctx<'_>, call: &Call, name: &str) -> Result<Reply, ApiErr
     match call.operation {
         Operation::Read => {
             let text = store.read(name).await?.ok_or_else(ApiError::not_found)?;
-            Ok(Reply::data(json!({ "name": name.to_lowercase(), "policy": text })))
+            Ok(Reply::data(
+                json!({ "name": name.to_lowercase(), "policy": text }),
+            ))
         }
         Operation::Create | Operation::Update => {
             store.write(name, &policy_text(call)?).await?;

@@ -30,7 +30,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
         ("configuration", Operation::Read) => Ok(configuration(cluster)),
         ("remove-peer", Operation::Update | Operation::Create) => remove_peer(cluster, call).await,
         ("snapshot", Operation::Read) => snapshot_save(cluster).await,
-        ("snapshot", Operation::Update | Operation::Create) => snapshot_restore(ctx, cluster, call).await,
+        ("snapshot", Operation::Update | Operation::Create) => {
+            snapshot_restore(ctx, cluster, call).await
+        }
         _ => Err(ApiError::unsupported_path()),
     }
 }
@@ -160,18 +162,34 @@ pub fn leader_view(state: &AppState) -> (bool, bool, String, String, u64, u64) {
 /// stored, so barrier ciphertext (and the sealed keyring) only. Taken after
 /// the read barrier, so it holds every write acknowledged before the request.
 async fn snapshot_save(cluster: &Cluster) -> Result<Reply, ApiError> {
-    let pairs = cluster.storage.export().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    let pairs = cluster
+        .storage
+        .export()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let pairs: Vec<Value> = pairs.iter().map(|(k, v)| json!({ "key": k, "value": b64.encode(v) })).collect();
-    Ok(Reply::bare(200, &json!({ "cairn_snapshot": SNAPSHOT_FORMAT, "pairs": pairs })))
+    let pairs: Vec<Value> = pairs
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": b64.encode(v) }))
+        .collect();
+    Ok(Reply::bare(
+        200,
+        &json!({ "cairn_snapshot": SNAPSHOT_FORMAT, "pairs": pairs }),
+    ))
 }
 
 /// `POST sys/storage/raft/snapshot`: replace the whole store with a backup in
 /// one log entry, then seal. The backup's keyring opens only with the shares
 /// of the cluster it came from, so every node must be unsealed with those.
-async fn snapshot_restore(ctx: &Ctx<'_>, cluster: &Cluster, call: &Call) -> Result<Reply, ApiError> {
+async fn snapshot_restore(
+    ctx: &Ctx<'_>,
+    cluster: &Cluster,
+    call: &Call,
+) -> Result<Reply, ApiError> {
     if call.param("cairn_snapshot").and_then(|v| v.as_u64()) != Some(SNAPSHOT_FORMAT) {
-        return Err(ApiError::bad_request("the body is not a Cairn raft snapshot"));
+        return Err(ApiError::bad_request(
+            "the body is not a Cairn raft snapshot",
+        ));
     }
     let Some(Value::Array(items)) = call.param("pairs") else {
         return Err(ApiError::bad_request("the snapshot has no pairs"));
@@ -183,18 +201,38 @@ async fn snapshot_restore(ctx: &Ctx<'_>, cluster: &Cluster, call: &Call) -> Resu
         let (Some(key), Some(value)) = (item["key"].as_str(), item["value"].as_str()) else {
             return Err(ApiError::bad_request("a snapshot pair needs key and value"));
         };
-        let value = b64.decode(value).map_err(|_| ApiError::bad_request("a snapshot value is not base64"))?;
+        let value = b64
+            .decode(value)
+            .map_err(|_| ApiError::bad_request("a snapshot value is not base64"))?;
         keep.insert(key.to_owned());
-        ops.push(Op::Put { key: key.to_owned(), value });
+        ops.push(Op::Put {
+            key: key.to_owned(),
+            value,
+        });
     }
     if !keep.contains(crate::barrier::KEYRING_PATH) {
         return Err(ApiError::bad_request("the snapshot has no keyring"));
     }
-    let current = cluster.storage.keys_with_prefix("").await.map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut all: Vec<Op> = current.into_iter().filter(|k| !keep.contains(k)).map(|key| Op::Delete { key }).collect();
+    let current = cluster
+        .storage
+        .keys_with_prefix("")
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut all: Vec<Op> = current
+        .into_iter()
+        .filter(|k| !keep.contains(k))
+        .map(|key| Op::Delete { key })
+        .collect();
     all.extend(ops);
-    cluster.storage.batch(all).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    tracing::warn!(keys = keep.len(), "raft snapshot restored; sealing: unseal with the shares of the snapshot's cluster");
+    cluster
+        .storage
+        .batch(all)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    tracing::warn!(
+        keys = keep.len(),
+        "raft snapshot restored; sealing: unseal with the shares of the snapshot's cluster"
+    );
     ctx.state.node.seal().await;
     Ok(Reply::empty())
 }

@@ -30,7 +30,10 @@ fn status_json(s: &crate::node::SealStatus, storage_type: &str) -> Value {
 
 pub async fn seal_status(state: &AppState) -> Result<Reply, ApiError> {
     let s = state.node.status().await?;
-    Ok(Reply::bare(200, &status_json(&s, state.node.storage_type())))
+    Ok(Reply::bare(
+        200,
+        &status_json(&s, state.node.storage_type()),
+    ))
 }
 
 pub async fn init_status(state: &AppState) -> Result<Reply, ApiError> {
@@ -41,9 +44,15 @@ pub async fn init_status(state: &AppState) -> Result<Reply, ApiError> {
 fn u64_param(call: &Call, name: &str, default: u64) -> Result<u64, ApiError> {
     match call.param(name) {
         None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| ApiError::bad_request(format!("{name} must be a positive integer"))),
-        Some(Value::String(s)) => s.parse().map_err(|_| ApiError::bad_request(format!("{name} must be a positive integer"))),
-        Some(_) => Err(ApiError::bad_request(format!("{name} must be a positive integer"))),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| ApiError::bad_request(format!("{name} must be a positive integer"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("{name} must be a positive integer"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{name} must be a positive integer"
+        ))),
     }
 }
 
@@ -53,13 +62,21 @@ pub async fn init(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
             None | Some(Value::Null) => {}
             Some(Value::Array(a)) if a.is_empty() => {}
             Some(Value::String(s)) if s.is_empty() => {}
-            Some(_) => return Err(ApiError::bad_request(format!("{unsupported} is not supported by Cairn"))),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "{unsupported} is not supported by Cairn"
+                )))
+            }
         }
     }
     let shares = u64_param(call, "secret_shares", 5)?;
     let threshold = u64_param(call, "secret_threshold", 3)?;
     let result = state.node.initialize(shares, threshold, None).await?;
-    let keys: Vec<String> = result.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+    let keys: Vec<String> = result
+        .keys
+        .iter()
+        .map(|k| hex::encode(k.as_slice()))
+        .collect();
     let keys_b64: Vec<String> = result
         .keys
         .iter()
@@ -81,7 +98,11 @@ pub async fn unseal(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
         let key = call
             .str_param("key")
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| ApiError::bad_request("'key' must be specified in request body as JSON, or 'reset' set to true"))?;
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "'key' must be specified in request body as JSON, or 'reset' set to true",
+                )
+            })?;
         let was_sealed = state.node.is_sealed();
         state.node.submit_share(&key).await?;
         if was_sealed && !state.node.is_sealed() {
@@ -102,10 +123,24 @@ pub async fn seal(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
 pub async fn health(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
     let s = state.node.status().await?;
     // Every code parameter is checked, not only the one that applies now.
-    for name in ["activecode", "standbycode", "sealedcode", "uninitcode", "drsecondarycode", "perfstandbyactivecode", "performancestandbycode"] {
+    for name in [
+        "activecode",
+        "standbycode",
+        "sealedcode",
+        "uninitcode",
+        "drsecondarycode",
+        "perfstandbyactivecode",
+        "performancestandbycode",
+    ] {
         if let Some(v) = call.query(name) {
-            if !v.parse::<u16>().map(|c| (100..600).contains(&c)).unwrap_or(false) {
-                return Err(ApiError::bad_request(format!("{name} must be an HTTP status code")));
+            if !v
+                .parse::<u16>()
+                .map(|c| (100..600).contains(&c))
+                .unwrap_or(false)
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{name} must be an HTTP status code"
+                )));
             }
         }
     }
@@ -116,7 +151,9 @@ pub async fn health(state: &AppState, call: &Call) -> Result<Reply, ApiError> {
                 .parse::<u16>()
                 .ok()
                 .filter(|c| (100..600).contains(c))
-                .ok_or_else(|| ApiError::bad_request(format!("{name} must be an HTTP status code"))),
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("{name} must be an HTTP status code"))
+                }),
         }
     };
     let (ha_enabled, is_leader, ..) = super::raft::leader_view(state);

@@ -71,7 +71,11 @@ impl TokenEntry {
     /// Vault's `auth/token/lookup` data. `id` is the token when the caller
     /// presented it, empty when looked up by accessor.
     pub fn lookup_data(&self, id: &str, now: i64) -> Value {
-        let expire = if self.expire_time == 0 { Value::Null } else { json!(rfc3339(self.expire_time)) };
+        let expire = if self.expire_time == 0 {
+            Value::Null
+        } else {
+            json!(rfc3339(self.expire_time))
+        };
         let mut data = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time,

@@ -33,7 +33,11 @@ pub fn parse_duration_str(s: &str) -> Result<i64, String> {
         return Ok(0);
     }
     if let Ok(n) = s.parse::<i64>() {
-        return if n >= 0 { Ok(n) } else { Err(format!("invalid duration {s:?}")) };
+        return if n >= 0 {
+            Ok(n)
+        } else {
+            Err(format!("invalid duration {s:?}"))
+        };
     }
     let mut total: i64 = 0;
     let mut num = String::new();
@@ -75,7 +79,12 @@ fn de_policies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     // Vault accepts a list or a comma-separated string.
     match Value::deserialize(d)? {
         Value::Null => Ok(Vec::new()),
-        Value::String(s) => Ok(s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()),
+        Value::String(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()),
         Value::Array(items) => items
             .into_iter()
             .map(|i| match i {
@@ -83,7 +92,9 @@ fn de_policies<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
                 _ => Err(serde::de::Error::custom("policies must be strings")),
             })
             .collect(),
-        _ => Err(serde::de::Error::custom("policies must be a list of strings")),
+        _ => Err(serde::de::Error::custom(
+            "policies must be a list of strings",
+        )),
     }
 }
 
@@ -91,7 +102,10 @@ fn de_bool_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D
     match Value::deserialize(d)? {
         Value::Null => Ok(None),
         Value::Bool(b) => Ok(Some(b)),
-        Value::String(s) => s.parse().map(Some).map_err(|_| serde::de::Error::custom("expected a boolean")),
+        Value::String(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("expected a boolean")),
         _ => Err(serde::de::Error::custom("expected a boolean")),
     }
 }
@@ -99,8 +113,12 @@ fn de_bool_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D
 fn de_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     match Value::deserialize(d)? {
         Value::Null => Ok(0),
-        Value::Number(n) => n.as_i64().ok_or_else(|| serde::de::Error::custom("expected an integer")),
-        Value::String(s) => s.parse().map_err(|_| serde::de::Error::custom("expected an integer")),
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| serde::de::Error::custom("expected an integer")),
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom("expected an integer")),
         _ => Err(serde::de::Error::custom("expected an integer")),
     }
 }

@@ -55,7 +55,11 @@ pub struct TokenStore {
 impl TokenStore {
     /// A store over `view`; the salt is read or created on first use.
     pub fn new(view: View) -> Self {
-        TokenStore { view, salt: OnceCell::new(), hook: std::sync::OnceLock::new() }
+        TokenStore {
+            view,
+            salt: OnceCell::new(),
+            hook: std::sync::OnceLock::new(),
+        }
     }
 
     async fn salt(&self) -> Result<&[u8; 32], BarrierError> {
@@ -68,7 +72,9 @@ impl TokenStore {
                         s.copy_from_slice(&bytes);
                         return Ok(s);
                     }
-                    return Err(BarrierError::Corrupt { key: format!("{}salt", self.view.prefix()) });
+                    return Err(BarrierError::Corrupt {
+                        key: format!("{}salt", self.view.prefix()),
+                    });
                 }
                 let mut s = Zeroizing::new([0u8; 32]);
                 rand::rngs::OsRng.fill_bytes(&mut *s);
@@ -87,8 +93,10 @@ impl TokenStore {
     /// The salted HMAC of a token, hex: its storage identity.
     pub async fn hash(&self, token: &str) -> Result<String, BarrierError> {
         let salt = self.salt().await?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(salt)
-            .map_err(|_| BarrierError::Corrupt { key: "token salt".into() })?;
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(salt).map_err(|_| BarrierError::Corrupt {
+                key: "token salt".into(),
+            })?;
         mac.update(token.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
@@ -99,7 +107,11 @@ impl TokenStore {
             return Ok(None);
         }
         let hash = self.hash(token).await?;
-        let Some(entry) = self.view.get_json::<TokenEntry>(&format!("id/{hash}")).await? else {
+        let Some(entry) = self
+            .view
+            .get_json::<TokenEntry>(&format!("id/{hash}"))
+            .await?
+        else {
             return Ok(None);
         };
         // The storage key already matched; compare the recorded hash in constant
@@ -115,7 +127,11 @@ impl TokenStore {
     }
 
     /// Find a live token by its accessor.
-    pub async fn lookup_accessor(&self, accessor: &str, now: i64) -> Result<Option<TokenEntry>, TokenError> {
+    pub async fn lookup_accessor(
+        &self,
+        accessor: &str,
+        now: i64,
+    ) -> Result<Option<TokenEntry>, TokenError> {
         if Uuid::parse_str(accessor).is_err() {
             return Ok(None);
         }
@@ -123,7 +139,11 @@ impl TokenStore {
             return Ok(None);
         };
         let hash = String::from_utf8_lossy(&hash).into_owned();
-        let Some(entry) = self.view.get_json::<TokenEntry>(&format!("id/{hash}")).await? else {
+        let Some(entry) = self
+            .view
+            .get_json::<TokenEntry>(&format!("id/{hash}"))
+            .await?
+        else {
             return Ok(None);
         };
         if entry.expired(now) {
@@ -145,33 +165,49 @@ impl TokenStore {
     ) -> Result<IssuedToken, TokenError> {
         let parent_is_root = parent.map(TokenEntry::is_root).unwrap_or(true);
         if params.id.is_some() && !parent_is_root {
-            return Err(TokenError::BadRequest("root or sudo privileges required to specify token id".into()));
+            return Err(TokenError::BadRequest(
+                "root or sudo privileges required to specify token id".into(),
+            ));
         }
         if params.num_uses < 0 {
-            return Err(TokenError::BadRequest("number of uses cannot be negative".into()));
+            return Err(TokenError::BadRequest(
+                "number of uses cannot be negative".into(),
+            ));
         }
         if let Some(t) = params.token_type.as_deref() {
             if t != "service" && t != "default" {
-                return Err(TokenError::BadRequest(format!("token type {t:?} is not supported; use \"service\"")));
+                return Err(TokenError::BadRequest(format!(
+                    "token type {t:?} is not supported; use \"service\""
+                )));
             }
         }
 
         let mut policies: Vec<String> = params.policies.iter().map(|p| p.to_lowercase()).collect();
         if policies.is_empty() {
             if let Some(p) = parent {
-                policies = p.policies.iter().filter(|p| *p != "default").cloned().collect();
+                policies = p
+                    .policies
+                    .iter()
+                    .filter(|p| *p != "default")
+                    .cloned()
+                    .collect();
             }
         }
         if let Some(p) = parent {
             if !p.is_root() {
-                if let Some(extra) = policies.iter().find(|name| *name != "default" && !p.policies.contains(name)) {
+                if let Some(extra) = policies
+                    .iter()
+                    .find(|name| *name != "default" && !p.policies.contains(name))
+                {
                     return Err(TokenError::BadRequest(format!(
                         "child policies must be subset of parent's policies: {extra:?} is not held by the caller"
                     )));
                 }
             }
         }
-        if !params.no_default_policy.unwrap_or(false) && !policies.iter().any(|p| p == "root" || p == "default") {
+        if !params.no_default_policy.unwrap_or(false)
+            && !policies.iter().any(|p| p == "root" || p == "default")
+        {
             policies.push("default".into());
         }
         policies.sort();
@@ -207,9 +243,15 @@ impl TokenStore {
         });
         let hash = self.hash(&token).await?;
         if self.view.get(&format!("id/{hash}")).await?.is_some() {
-            return Err(TokenError::BadRequest("cannot create a token with a duplicate id".into()));
+            return Err(TokenError::BadRequest(
+                "cannot create a token with a duplicate id".into(),
+            ));
         }
-        let parent_hash = if orphan { None } else { parent.map(|p| p.hash.clone()) };
+        let parent_hash = if orphan {
+            None
+        } else {
+            parent.map(|p| p.hash.clone())
+        };
         let entry = TokenEntry {
             hash: hash.clone(),
             accessor: Uuid::new_v4().to_string(),
@@ -236,13 +278,24 @@ impl TokenStore {
     }
 
     async fn save(&self, entry: &TokenEntry, new_parent: Option<&str>) -> Result<(), TokenError> {
-        let body = Zeroizing::new(serde_json::to_vec(entry).map_err(|e| TokenError::BadRequest(e.to_string()))?);
+        let body = Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| TokenError::BadRequest(e.to_string()))?,
+        );
         let mut ops = vec![
-            BarrierOp::Put { key: format!("id/{}", entry.hash), value: &body },
-            BarrierOp::Put { key: format!("accessor/{}", entry.accessor), value: entry.hash.as_bytes() },
+            BarrierOp::Put {
+                key: format!("id/{}", entry.hash),
+                value: &body,
+            },
+            BarrierOp::Put {
+                key: format!("accessor/{}", entry.accessor),
+                value: entry.hash.as_bytes(),
+            },
         ];
         if let Some(parent) = new_parent {
-            ops.push(BarrierOp::Put { key: format!("parent/{parent}/{}", entry.hash), value: b"" });
+            ops.push(BarrierOp::Put {
+                key: format!("parent/{parent}/{}", entry.hash),
+                value: b"",
+            });
         }
         self.view.batch(ops).await?;
         Ok(())
@@ -262,7 +315,12 @@ impl TokenStore {
     }
 
     /// Extend a token's life. `increment` 0 means "its original TTL".
-    pub async fn renew(&self, entry: &TokenEntry, increment: i64, now: i64) -> Result<TokenEntry, TokenError> {
+    pub async fn renew(
+        &self,
+        entry: &TokenEntry,
+        increment: i64,
+        now: i64,
+    ) -> Result<TokenEntry, TokenError> {
         if entry.expire_time == 0 {
             return Ok(entry.clone());
         }
@@ -276,7 +334,11 @@ impl TokenStore {
         } else {
             entry.creation_ttl
         };
-        let max_life = if entry.explicit_max_ttl > 0 { entry.explicit_max_ttl } else { DEFAULT_TTL };
+        let max_life = if entry.explicit_max_ttl > 0 {
+            entry.explicit_max_ttl
+        } else {
+            DEFAULT_TTL
+        };
         if entry.period == 0 || entry.explicit_max_ttl > 0 {
             let cap = entry.creation_time + max_life;
             ttl = ttl.min((cap - now).max(0));
@@ -284,7 +346,11 @@ impl TokenStore {
         let mut updated = entry.clone();
         updated.expire_time = now + ttl;
         if let Some(parent_hash) = &entry.parent {
-            if let Some(p) = self.view.get_json::<TokenEntry>(&format!("id/{parent_hash}")).await? {
+            if let Some(p) = self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{parent_hash}"))
+                .await?
+            {
                 if p.expire_time != 0 {
                     updated.expire_time = updated.expire_time.min(p.expire_time);
                 }
@@ -316,7 +382,11 @@ impl TokenStore {
     pub async fn revoke_orphan(&self, hash: &str) -> Result<(), TokenError> {
         for child in self.view.list(&format!("parent/{hash}/")).await? {
             let child = child.trim_end_matches('/');
-            if let Some(mut e) = self.view.get_json::<TokenEntry>(&format!("id/{child}")).await? {
+            if let Some(mut e) = self
+                .view
+                .get_json::<TokenEntry>(&format!("id/{child}"))
+                .await?
+            {
                 e.parent = None;
                 self.save(&e, None).await?;
             }
@@ -325,21 +395,33 @@ impl TokenStore {
     }
 
     async fn remove(&self, hash: &str) -> Result<(), TokenError> {
-        let Some(entry) = self.view.get_json::<TokenEntry>(&format!("id/{hash}")).await? else {
+        let Some(entry) = self
+            .view
+            .get_json::<TokenEntry>(&format!("id/{hash}"))
+            .await?
+        else {
             return Ok(());
         };
         if let Some(hook) = self.hook.get() {
             hook.token_revoked(hash).await;
         }
         let mut ops = vec![
-            BarrierOp::Delete { key: format!("id/{hash}") },
-            BarrierOp::Delete { key: format!("accessor/{}", entry.accessor) },
+            BarrierOp::Delete {
+                key: format!("id/{hash}"),
+            },
+            BarrierOp::Delete {
+                key: format!("accessor/{}", entry.accessor),
+            },
         ];
         if let Some(parent) = &entry.parent {
-            ops.push(BarrierOp::Delete { key: format!("parent/{parent}/{hash}") });
+            ops.push(BarrierOp::Delete {
+                key: format!("parent/{parent}/{hash}"),
+            });
         }
         for child in self.view.list(&format!("parent/{hash}/")).await? {
-            ops.push(BarrierOp::Delete { key: format!("parent/{hash}/{}", child.trim_end_matches('/')) });
+            ops.push(BarrierOp::Delete {
+                key: format!("parent/{hash}/{}", child.trim_end_matches('/')),
+            });
         }
         self.view.batch(ops).await?;
         Ok(())
@@ -378,10 +460,10 @@ fn new_token_value() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use crate::barrier::{Barrier, Keyring};
     use crate::storage::memory::MemoryStorage;
     use crate::storage::Storage;
+    use std::sync::Arc;
 
     fn store() -> (TokenStore, Arc<MemoryStorage>) {
         let storage = Arc::new(MemoryStorage::new());
@@ -397,7 +479,16 @@ mod tests {
     #[tokio::test]
     async fn only_a_salted_hash_is_stored() {
         let (s, storage) = store();
-        let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "auth/token/root", true, 0).await.unwrap();
+        let root = s
+            .create(
+                None,
+                params(serde_json::json!({"policies": ["root"]})),
+                "auth/token/root",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
         assert!(root.token.starts_with("cairn."));
         let keys = storage.keys_with_prefix("").await.unwrap();
         assert!(keys.iter().all(|k| !k.contains(root.token.as_str())));
@@ -410,42 +501,155 @@ mod tests {
     #[tokio::test]
     async fn children_die_with_parents_and_orphans_survive() {
         let (s, _) = store();
-        let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "auth/token/root", true, 0).await.unwrap();
-        let child = s.create(Some(&root.entry), params(serde_json::json!({"policies": ["a"]})), "auth/token/create", false, 0).await.unwrap();
-        let grandchild = s.create(Some(&child.entry), params(serde_json::json!({})), "auth/token/create", false, 0).await.unwrap();
+        let root = s
+            .create(
+                None,
+                params(serde_json::json!({"policies": ["root"]})),
+                "auth/token/root",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
+        let child = s
+            .create(
+                Some(&root.entry),
+                params(serde_json::json!({"policies": ["a"]})),
+                "auth/token/create",
+                false,
+                0,
+            )
+            .await
+            .unwrap();
+        let grandchild = s
+            .create(
+                Some(&child.entry),
+                params(serde_json::json!({})),
+                "auth/token/create",
+                false,
+                0,
+            )
+            .await
+            .unwrap();
         assert_eq!(grandchild.entry.policies, vec!["a", "default"]);
-        let orphan = s.create(Some(&child.entry), params(serde_json::json!({})), "auth/token/create-orphan", true, 0).await.unwrap();
+        let orphan = s
+            .create(
+                Some(&child.entry),
+                params(serde_json::json!({})),
+                "auth/token/create-orphan",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
         s.revoke_tree(&child.entry.hash).await.unwrap();
         assert!(s.lookup(&child.token, 1).await.unwrap().is_none());
         assert!(s.lookup(&grandchild.token, 1).await.unwrap().is_none());
         assert!(s.lookup(&orphan.token, 1).await.unwrap().is_some());
-        assert!(s.lookup_accessor(&grandchild.entry.accessor, 1).await.unwrap().is_none());
+        assert!(s
+            .lookup_accessor(&grandchild.entry.accessor, 1)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
     async fn policies_cannot_escalate() {
         let (s, _) = store();
-        let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "r", true, 0).await.unwrap();
-        let child = s.create(Some(&root.entry), params(serde_json::json!({"policies": ["a"]})), "c", false, 0).await.unwrap();
-        let err = s.create(Some(&child.entry), params(serde_json::json!({"policies": ["b"]})), "c", false, 0).await;
+        let root = s
+            .create(
+                None,
+                params(serde_json::json!({"policies": ["root"]})),
+                "r",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
+        let child = s
+            .create(
+                Some(&root.entry),
+                params(serde_json::json!({"policies": ["a"]})),
+                "c",
+                false,
+                0,
+            )
+            .await
+            .unwrap();
+        let err = s
+            .create(
+                Some(&child.entry),
+                params(serde_json::json!({"policies": ["b"]})),
+                "c",
+                false,
+                0,
+            )
+            .await;
         assert!(matches!(err, Err(TokenError::BadRequest(_))));
-        let err = s.create(Some(&child.entry), params(serde_json::json!({"id": "mine"})), "c", false, 0).await;
+        let err = s
+            .create(
+                Some(&child.entry),
+                params(serde_json::json!({"id": "mine"})),
+                "c",
+                false,
+                0,
+            )
+            .await;
         assert!(matches!(err, Err(TokenError::BadRequest(_))));
     }
 
     #[tokio::test]
     async fn expiry_renewal_and_uses() {
         let (s, _) = store();
-        let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "r", true, 0).await.unwrap();
-        let t = s.create(Some(&root.entry), params(serde_json::json!({"ttl": "10s", "explicit_max_ttl": 25})), "c", false, 100).await.unwrap();
+        let root = s
+            .create(
+                None,
+                params(serde_json::json!({"policies": ["root"]})),
+                "r",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
+        let t = s
+            .create(
+                Some(&root.entry),
+                params(serde_json::json!({"ttl": "10s", "explicit_max_ttl": 25})),
+                "c",
+                false,
+                100,
+            )
+            .await
+            .unwrap();
         assert_eq!(t.entry.expire_time, 110);
         let renewed = s.renew(&t.entry, 60, 105).await.unwrap();
         assert_eq!(renewed.expire_time, 125, "capped by explicit_max_ttl");
-        assert!(s.lookup(&t.token, 125).await.unwrap().is_some(), "alive through its last second");
-        assert!(s.lookup(&t.token, 126).await.unwrap().is_none(), "expired tokens are refused");
-        assert!(s.lookup_accessor(&t.entry.accessor, 1).await.unwrap().is_none(), "and purged");
+        assert!(
+            s.lookup(&t.token, 125).await.unwrap().is_some(),
+            "alive through its last second"
+        );
+        assert!(
+            s.lookup(&t.token, 126).await.unwrap().is_none(),
+            "expired tokens are refused"
+        );
+        assert!(
+            s.lookup_accessor(&t.entry.accessor, 1)
+                .await
+                .unwrap()
+                .is_none(),
+            "and purged"
+        );
 
-        let limited = s.create(Some(&root.entry), params(serde_json::json!({"num_uses": 2})), "c", false, 0).await.unwrap();
+        let limited = s
+            .create(
+                Some(&root.entry),
+                params(serde_json::json!({"num_uses": 2})),
+                "c",
+                false,
+                0,
+            )
+            .await
+            .unwrap();
         let e = s.lookup(&limited.token, 1).await.unwrap().unwrap();
         s.use_once(&e).await.unwrap();
         let e = s.lookup(&limited.token, 1).await.unwrap().unwrap();
@@ -453,15 +657,44 @@ mod tests {
         s.use_once(&e).await.unwrap();
         assert!(s.lookup(&limited.token, 1).await.unwrap().is_none());
 
-        let fixed = s.create(Some(&root.entry), params(serde_json::json!({"renewable": false, "ttl": 10})), "c", false, 0).await.unwrap();
-        assert!(matches!(s.renew(&fixed.entry, 0, 1).await, Err(TokenError::BadRequest(_))));
+        let fixed = s
+            .create(
+                Some(&root.entry),
+                params(serde_json::json!({"renewable": false, "ttl": 10})),
+                "c",
+                false,
+                0,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.renew(&fixed.entry, 0, 1).await,
+            Err(TokenError::BadRequest(_))
+        ));
     }
 
     #[tokio::test]
     async fn tidy_purges_expired() {
         let (s, _) = store();
-        let root = s.create(None, params(serde_json::json!({"policies": ["root"]})), "r", true, 0).await.unwrap();
-        s.create(Some(&root.entry), params(serde_json::json!({"ttl": 5})), "c", false, 0).await.unwrap();
+        let root = s
+            .create(
+                None,
+                params(serde_json::json!({"policies": ["root"]})),
+                "r",
+                true,
+                0,
+            )
+            .await
+            .unwrap();
+        s.create(
+            Some(&root.entry),
+            params(serde_json::json!({"ttl": 5})),
+            "c",
+            false,
+            0,
+        )
+        .await
+        .unwrap();
         assert_eq!(s.tidy(6).await.unwrap(), 1);
         assert_eq!(s.accessors().await.unwrap().len(), 1);
     }

@@ -386,7 +386,8 @@ pub(crate) fn scan_prefix(db: &Database, prefix: &str) -> Result<Vec<String>, St
 
 /// Every key and its value, in order: the backup of `sys/storage/raft/snapshot`.
 pub(crate) fn export_pairs(db: &Database) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-    let err = |e: &dyn std::fmt::Display| StorageError::Io(format!("failed to export raft keys: {e}"));
+    let err =
+        |e: &dyn std::fmt::Display| StorageError::Io(format!("failed to export raft keys: {e}"));
     let txn = db.begin_read().map_err(|e| err(&e))?;
     let table = txn.open_table(KV).map_err(|e| err(&e))?;
     let mut pairs = Vec::new();
