@@ -89,9 +89,6 @@ fn micros(start: Instant) -> u64 {
     start.elapsed().as_micros() as u64
 }
 
-// Ignored until fixed: under CPU contention (the whole suite in parallel) the
-// checker still finds occasional violations; run it with `--ignored`.
-#[ignore = "finds an occasional linearizability violation under load; under investigation"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn crash_rounds_keep_every_acknowledged_write_and_stay_linearizable() {
     let rounds: usize = std::env::var("CAIRN_RAFT_ROUNDS")

@@ -81,7 +81,7 @@ pub async fn route(
         // leader has applied everything earlier leaders committed.
         cluster
             .storage
-            .leader_caught_up()
+            .read_barrier()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Local(req));
@@ -107,7 +107,7 @@ pub async fn route(
         }
         cluster
             .storage
-            .leader_caught_up()
+            .read_barrier()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Local(req));
