@@ -2,6 +2,9 @@
 //! and the committed id. Every append is one write transaction with one fsync,
 //! however many entries openraft hands over at once.
 
+// openraft's storage traits fix the error type (openraft::StorageError, ~224 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;

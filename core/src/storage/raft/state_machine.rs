@@ -6,6 +6,9 @@
 //! snapshot is built (and so before the log is purged) the state is fsynced, so
 //! the state machine never falls behind the purge point.
 
+// openraft's storage traits fix the error type (openraft::StorageError, ~224 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
