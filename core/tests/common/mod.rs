@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server process; killed (SIGKILL) on drop.
@@ -41,7 +45,11 @@ impl Server {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.join(format!("config-{port}.hcl"));
-        let tls = if scheme == "http" { "tls_disable = true" } else { "" };
+        let tls = if scheme == "http" {
+            "tls_disable = true"
+        } else {
+            ""
+        };
         std::fs::write(
             &config,
             format!("listener \"tcp\" {{\n address = \"{addr}\"\n {tls}\n {extra_listener}\n}}\n{body}\n"),
@@ -62,7 +70,11 @@ impl Server {
 
     /// (Re)start the process on the same config and port.
     pub async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["server", "--config"])
             .arg(&self.config)
@@ -87,7 +99,11 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited early with {status}: {}", self.logs());
             }
-            assert!(Instant::now() < deadline, "server did not become ready: {}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "server did not become ready: {}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -112,8 +128,17 @@ impl Server {
     }
 
     /// Send a request; returns (status, JSON body or Null).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), self.url(path));
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            self.url(path),
+        );
         if let Some(t) = token {
             req = req.header("X-Vault-Token", t);
         }
@@ -139,7 +164,11 @@ impl Server {
         stream.write_all(req.as_bytes()).await.unwrap();
         let mut out = String::new();
         stream.read_to_string(&mut out).await.unwrap();
-        let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
         (status, body)
     }
@@ -147,16 +176,28 @@ impl Server {
     /// Initialise with 5/3 shares; returns (keys, root token).
     pub async fn init(&self) -> (Vec<String>, String) {
         let (status, body) = self
-            .call("PUT", "sys/init", None, Some(json!({"secret_shares": 5, "secret_threshold": 3})))
+            .call(
+                "PUT",
+                "sys/init",
+                None,
+                Some(json!({"secret_shares": 5, "secret_threshold": 3})),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
-        let keys = body["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+        let keys = body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
         (keys, body["root_token"].as_str().unwrap().to_owned())
     }
 
     pub async fn unseal(&self, keys: &[String]) {
         for k in keys.iter().take(3) {
-            let (status, body) = self.call("PUT", "sys/unseal", None, Some(json!({"key": k}))).await;
+            let (status, body) = self
+                .call("PUT", "sys/unseal", None, Some(json!({"key": k})))
+                .await;
             assert_eq!(status, 200, "{body}");
         }
         let (_, body) = self.call("GET", "sys/seal-status", None, None).await;
@@ -166,7 +207,12 @@ impl Server {
     /// Enable a kv v2 mount at `secret/`.
     pub async fn mount_secret(&self, token: &str) {
         let (status, body) = self
-            .call("POST", "sys/mounts/secret", Some(token), Some(json!({"type": "kv", "options": {"version": "2"}})))
+            .call(
+                "POST",
+                "sys/mounts/secret",
+                Some(token),
+                Some(json!({"type": "kv", "options": {"version": "2"}})),
+            )
             .await;
         assert_eq!(status, 204, "{body}");
     }
