@@ -174,11 +174,26 @@ impl Client {
         query: &[(&str, String)],
         body: Body,
     ) -> Result<reqwest::Response, ClientError> {
+        self.request(method, path, query, body)
+            .send()
+            .await
+            .map_err(ClientError::Connection)
+    }
+
+    /// Builds a request with the token and body set, for callers that add
+    /// headers of their own before sending.
+    pub(crate) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body,
+    ) -> reqwest::RequestBuilder {
         let mut request = self.http.request(method, self.url(path, query));
         if let Some(token) = &self.token {
             request = request.header(TOKEN_HEADER, token.0.clone());
         }
-        request = match body {
+        match body {
             Body::Empty => request,
             Body::Json(value) => request
                 .header(CONTENT_TYPE, "application/json")
@@ -186,8 +201,7 @@ impl Client {
             Body::MergePatch(value) => request
                 .header(CONTENT_TYPE, "application/merge-patch+json")
                 .body(value.to_string()),
-        };
-        request.send().await.map_err(ClientError::Connection)
+        }
     }
 
     /// Sends a request and decodes the JSON answer as `T`.

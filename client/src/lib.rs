@@ -15,17 +15,20 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod auth_kubernetes;
 mod client;
 mod envelope;
 mod error;
 mod generic;
 mod kv;
+mod lease;
 mod mounts;
 mod policy;
 mod sys;
 mod token;
 
 pub use audit::{AuditDevice, EnableAudit};
+pub use auth_kubernetes::KubernetesRole;
 pub use client::{Client, ClientOptions};
 pub use envelope::{Auth, Secret};
 pub use error::ClientError;
@@ -33,6 +36,7 @@ pub use kv::{
     Kv2, KvConfig, KvData, KvMetadata, KvMetadataUpdate, KvSubkeys, KvVersionMetadata,
     KvVersionState,
 };
+pub use lease::{LeaseInfo, LeaseOwner, LeaseRenewal, LEASE_OWNER_HEADER};
 pub use mounts::{EnableMount, MountConfig, MountConfigInput, MountInfo, MountTune, MountTuneInfo};
 pub use policy::AclPolicy;
 pub use sys::{

@@ -6,6 +6,7 @@
 //! ACL -> audit -> handler -> audit, and [`reply`] renders the envelope.
 
 pub mod call;
+mod login;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::call::{self, Call};
 use super::reply::{ApiError, Reply};
-use super::{sys, token, AppState};
+use super::{login, sys, token, AppState};
 use crate::audit::{AuditAuth, AuditRequest, AuditResponse};
 use crate::auth::token::TokenEntry;
 use crate::engines::{self, Operation};
@@ -37,6 +37,7 @@ fn needs_sudo(path: &str) -> bool {
     path == "sys/audit"
         || path.starts_with("sys/audit/")
         || path == "sys/rotate"
+        || path.starts_with("sys/auth/")
         || path == "sys/seal"
         || path == "sys/storage/raft/snapshot"
         || path == "sys/storage/raft/remove-peer"
@@ -148,6 +149,9 @@ pub async fn run(
     if is_unauthenticated(&call.path) {
         return sys::unauthenticated(state, &call).await;
     }
+    if login::is_login(&call.path) {
+        return login::run(state, &call, remote, request_id).await;
+    }
     let unsealed = state.node.unsealed().map_err(|_| ApiError::sealed())?;
 
     let now = time::now();
@@ -219,8 +223,21 @@ pub async fn run(
         Err(ApiError::denied())
     };
 
-    // The response is audited before anything leaves the server; if no device
-    // can record it, the client gets a 500 and none of the data.
+    let result = audit_response(&broker, audit_req, request_id, result).await?;
+    if result.is_ok() {
+        ctx.unsealed.tokens.use_once(&ctx.caller.entry).await?;
+    }
+    result
+}
+
+/// Render a handler's result and audit it before anything leaves the server;
+/// if no device can record it, the client gets a 500 and none of the data.
+pub async fn audit_response(
+    broker: &crate::audit::AuditBroker,
+    audit_req: AuditRequest<'_>,
+    request_id: &str,
+    result: Result<Reply, ApiError>,
+) -> Result<Result<Reply, ApiError>, ApiError> {
     let (result, envelope) = match result {
         Ok(reply) => {
             let (wire, envelope) = reply.render(request_id);
@@ -241,11 +258,7 @@ pub async fn run(
         })
         .await
         .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
-
-    if result.is_ok() {
-        ctx.unsealed.tokens.use_once(&ctx.caller.entry).await?;
-    }
-    result
+    Ok(result)
 }
 
 async fn dispatch(

@@ -219,6 +219,8 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::BadRequest(m) | EngineError::Conflict(m) => ApiError::bad_request(m),
             EngineError::NotFound => ApiError::not_found(),
+            EngineError::Denied(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            EngineError::Upstream(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
             EngineError::UnsupportedOperation => ApiError::method_not_allowed(),
             EngineError::Barrier(b) => b.into(),
         }

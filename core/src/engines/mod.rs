@@ -3,6 +3,7 @@
 //! turns HTTP into a [`Request`] and a [`Response`] or [`EngineError`] back into HTTP.
 
 pub mod database;
+pub mod fields;
 pub mod kv;
 pub mod transit;
 
@@ -110,6 +111,14 @@ pub enum EngineError {
     /// 404: nothing at this path. Vault answers `{"errors": []}`.
     #[error("not found")]
     NotFound,
+    /// 403: an auth method refused a login; the message says why without
+    /// repeating the credential.
+    #[error("{0}")]
+    Denied(String),
+    /// 502: a service the request depends on (e.g. the Kubernetes API for a
+    /// TokenReview) failed or could not be reached.
+    #[error("{0}")]
+    Upstream(String),
     /// 405: the path exists but does not support this operation.
     #[error("unsupported operation")]
     UnsupportedOperation,
@@ -119,6 +128,12 @@ pub enum EngineError {
     /// 500/503: the barrier or storage failed (sealed, corrupt, I/O).
     #[error(transparent)]
     Barrier(#[from] BarrierError),
+}
+
+impl From<fields::FieldError> for EngineError {
+    fn from(e: fields::FieldError) -> Self {
+        EngineError::BadRequest(e.0)
+    }
 }
 
 /// A mounted secrets engine.
@@ -148,5 +163,16 @@ pub trait Engine: Send + Sync + 'static {
     /// check of a POST/PUT. Engines without the distinction answer `true` (update).
     async fn exists(&self, _path: &str, _view: &View) -> Result<bool, EngineError> {
         Ok(true)
+    }
+
+    /// Auth methods only: check the proof in a `login` request's body and say
+    /// which token to issue. The caller has no token yet, so this runs before
+    /// any ACL check; secrets engines keep the default refusal.
+    async fn login(
+        &self,
+        _data: &Map<String, Value>,
+        _view: &View,
+    ) -> Result<crate::auth::LoginGrant, EngineError> {
+        Err(EngineError::UnsupportedOperation)
     }
 }

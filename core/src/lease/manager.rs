@@ -377,7 +377,10 @@ impl LeaseManager {
 /// bad input, a generic one for storage faults.
 fn engine_message(e: &EngineError) -> String {
     match e {
-        EngineError::BadRequest(m) | EngineError::Conflict(m) => m.clone(),
+        EngineError::BadRequest(m)
+        | EngineError::Conflict(m)
+        | EngineError::Denied(m)
+        | EngineError::Upstream(m) => m.clone(),
         EngineError::NotFound => "not found".into(),
         EngineError::UnsupportedOperation => "unsupported operation".into(),
         EngineError::Barrier(b) => b.to_string(),

@@ -150,6 +150,30 @@ fn build_engine(
     }
 }
 
+/// Where auth methods are mounted (`auth/kubernetes/`). They share the mount
+/// table with secrets engines: the same routing, storage views and
+/// persistence, listed apart by `sys/auth`.
+pub const AUTH_PREFIX: &str = "auth/";
+
+fn build_auth_method(kind: &str) -> Result<Arc<dyn Engine>, MountError> {
+    match kind {
+        "kubernetes" => Ok(Arc::new(crate::auth::kubernetes::KubernetesAuth::new())),
+        "token" => Err(MountError::BadRequest(
+            "the token auth method is always enabled at auth/token/".into(),
+        )),
+        other => Err(MountError::BadRequest(format!(
+            "unknown auth method type {other:?}"
+        ))),
+    }
+}
+
+impl MountEntry {
+    /// Whether this mount is an auth method.
+    pub fn is_auth(&self) -> bool {
+        self.path.starts_with(AUTH_PREFIX)
+    }
+}
+
 impl MountTable {
     /// Load the table from storage (empty on a fresh node).
     pub async fn load(barrier: Arc<Barrier>) -> Result<Self, MountError> {
@@ -157,7 +181,11 @@ impl MountTable {
         let entries: Vec<MountEntry> = sys.get_json(MOUNTS_PATH).await?.unwrap_or_default();
         let mut mounts = Vec::with_capacity(entries.len());
         for entry in entries {
-            let engine = build_engine(&entry.kind, &entry.options)?;
+            let engine = if entry.is_auth() {
+                build_auth_method(&entry.kind)?
+            } else {
+                build_engine(&entry.kind, &entry.options)?
+            };
             let view = View::new(barrier.clone(), format!("logical/{}/", entry.uuid));
             mounts.push(Mount {
                 entry,
@@ -240,6 +268,49 @@ impl MountTable {
                 .or_insert_with(|| "2".into());
         }
         let engine = build_engine(kind, &options)?;
+        self.insert(path, kind, engine, description, config, options, local)
+            .await
+    }
+
+    /// Enable an auth method at `auth/<path>/`.
+    pub async fn enable_auth(
+        &self,
+        path: &str,
+        kind: &str,
+        description: String,
+        config: MountConfig,
+    ) -> Result<String, MountError> {
+        let path = format!("{AUTH_PREFIX}{}", normalize_path(path)?);
+        if path == "auth/token/" {
+            return Err(MountError::BadRequest(
+                "the token auth method is always enabled at auth/token/".into(),
+            ));
+        }
+        let engine = build_auth_method(kind)?;
+        self.insert(
+            path.clone(),
+            kind,
+            engine,
+            description,
+            config,
+            BTreeMap::new(),
+            false,
+        )
+        .await?;
+        Ok(path)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert(
+        &self,
+        path: String,
+        kind: &str,
+        engine: Arc<dyn Engine>,
+        description: String,
+        config: MountConfig,
+        options: BTreeMap<String, String>,
+        local: bool,
+    ) -> Result<(), MountError> {
         check_ttls(&config)?;
         let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
         if let Some(clash) = next
@@ -306,6 +377,21 @@ impl MountTable {
         if RESERVED.iter().any(|r| path.starts_with(r)) {
             return Err(MountError::BadRequest(format!("cannot unmount {path:?}")));
         }
+        self.remove(&path).await
+    }
+
+    /// Disable the auth method at `auth/<path>/` and delete its roles and config.
+    pub async fn disable_auth(&self, path: &str) -> Result<(), MountError> {
+        let path = format!("{AUTH_PREFIX}{}", normalize_path(path)?);
+        if path == "auth/token/" {
+            return Err(MountError::BadRequest(
+                "the token auth method can not be disabled".into(),
+            ));
+        }
+        self.remove(&path).await
+    }
+
+    async fn remove(&self, path: &str) -> Result<(), MountError> {
         let mut next: Vec<Mount> = self.snapshot().as_ref().clone();
         let Some(pos) = next.iter().position(|m| m.entry.path == path) else {
             // Vault answers success for an unmounted path.

@@ -1,6 +1,7 @@
 //! `sys/` endpoints.
 
 mod audit;
+mod auth;
 mod capabilities;
 mod keys;
 mod leases;
@@ -51,7 +52,7 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         }
         "ha-status" if op == Operation::Read => raft::ha_status(ctx.state),
         "leases" | "renew" | "revoke" => leases::route(ctx, call, head, tail).await,
-        "auth" if tail.is_empty() && op == Operation::Read => mounts::list_auth(),
+        "auth" => auth::route(ctx, call, tail).await,
         "policies" => match tail.split_once('/') {
             Some(("acl", name)) => policies::acl(ctx, call, name).await,
             None if tail == "acl" => policies::acl(ctx, call, "").await,

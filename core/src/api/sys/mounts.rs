@@ -30,7 +30,7 @@ fn string_map(v: Option<Value>, what: &str) -> Result<Option<BTreeMap<String, St
     }
 }
 
-fn mount_config(v: Option<Value>) -> Result<Option<MountConfig>, ApiError> {
+pub fn mount_config(v: Option<Value>) -> Result<Option<MountConfig>, ApiError> {
     let Some(Value::Object(m)) = v else {
         return Ok(None);
     };
@@ -84,7 +84,7 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
                         "external_entropy_access": false,
                     }),
                 );
-                for m in mounts.snapshot().iter() {
+                for m in mounts.snapshot().iter().filter(|m| !m.entry.is_auth()) {
                     data.insert(m.entry.path.clone(), m.entry.to_json());
                 }
                 Ok(Reply::listing(data))
@@ -98,7 +98,7 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
                 let wanted = format!("{path}/");
                 let (m, _) = mounts
                     .route(&wanted)
-                    .filter(|(m, _)| m.entry.path == wanted)
+                    .filter(|(m, _)| m.entry.path == wanted && !m.entry.is_auth())
                     .ok_or_else(|| {
                         ApiError::bad_request(format!("cannot fetch sysview for path {path:?}"))
                     })?;
@@ -159,7 +159,7 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, tail: &str) -> Result<Reply, ApiE
         Operation::Read => {
             let wanted = format!("{tail}/");
             let (m, _) = mounts.route(&wanted).ok_or_else(ApiError::not_found)?;
-            if m.entry.path != wanted {
+            if m.entry.path != wanted || m.entry.is_auth() {
                 return Err(ApiError::not_found());
             }
             Ok(Reply::data(m.entry.to_json()))
@@ -176,24 +176,6 @@ fn tune_json(e: &crate::node::mounts::MountEntry) -> Value {
         "description": e.description,
         "options": e.options,
     })
-}
-
-/// `sys/auth`: the token method is always there; others arrive with their issues.
-pub fn list_auth() -> Result<Reply, ApiError> {
-    let mut data = Map::new();
-    data.insert(
-        "token/".into(),
-        json!({
-            "type": "token",
-            "description": "token based credentials",
-            "accessor": "auth_token",
-            "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false, "token_type": "default-service"},
-            "options": null,
-            "local": false,
-            "seal_wrap": false,
-        }),
-    );
-    Ok(Reply::listing(data))
 }
 
 /// `sys/internal/ui/mounts/<path>`: which mount serves a path (the CLI uses it

@@ -259,7 +259,9 @@ impl TokenStore {
             policies,
             meta: params.meta,
             display_name: match params.display_name {
-                Some(n) if !n.is_empty() => format!("token-{n}"),
+                // Auth methods name their tokens themselves (`kubernetes-ns-sa`).
+                Some(n) if !n.is_empty() && path.starts_with("auth/token/") => format!("token-{n}"),
+                Some(n) if !n.is_empty() => n,
                 _ if is_root && parent.is_none() => "root".into(),
                 _ => "token".into(),
             },
@@ -434,16 +436,29 @@ impl TokenStore {
 
     /// Revoke every expired token; returns how many were purged.
     pub async fn tidy(&self, now: i64) -> Result<usize, TokenError> {
-        let mut purged = 0;
+        self.revoke_where(|e| e.expired(now)).await
+    }
+
+    /// Revoke every token an auth method issued (its login path starts with
+    /// `mount`, e.g. `auth/kubernetes/`), when the method is disabled.
+    pub async fn revoke_issued_by(&self, mount: &str) -> Result<usize, TokenError> {
+        self.revoke_where(|e| e.path.starts_with(mount)).await
+    }
+
+    async fn revoke_where(
+        &self,
+        doomed: impl Fn(&TokenEntry) -> bool,
+    ) -> Result<usize, TokenError> {
+        let mut revoked = 0;
         for key in self.view.keys_with_prefix("id/").await? {
             if let Some(e) = self.view.get_json::<TokenEntry>(&key).await? {
-                if e.expired(now) {
+                if doomed(&e) {
                     self.revoke_tree(&e.hash).await?;
-                    purged += 1;
+                    revoked += 1;
                 }
             }
         }
-        Ok(purged)
+        Ok(revoked)
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::DbError;
+use crate::engines::fields::{bool_field, duration_field, list_field, string_field, OneString};
 
 /// The only plugin Cairn implements.
 pub const PLUGIN: &str = "postgresql-database-plugin";
@@ -49,85 +50,6 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), DbError> {
     }
 }
 
-/// A string field, or `None` if absent.
-fn string_field(data: &Map<String, Value>, key: &str) -> Result<Option<String>, DbError> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-        Some(_) => Err(DbError::BadRequest(format!("{key} must be a string"))),
-    }
-}
-
-/// A list given as a JSON array or a comma-separated string (Vault's
-/// `TypeCommaStringSlice`), or a statement list given as one string.
-fn list_field(
-    data: &Map<String, Value>,
-    key: &str,
-    split_commas: bool,
-) -> Result<Option<Vec<String>>, DbError> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(Some(Vec::new())),
-        Some(Value::String(s)) if split_commas => Ok(Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|x| !x.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        )),
-        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                _ => Err(DbError::BadRequest(format!(
-                    "{key} must be a list of strings"
-                ))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(DbError::BadRequest(format!(
-            "{key} must be a list of strings"
-        ))),
-    }
-}
-
-fn bool_field(data: &Map<String, Value>, key: &str) -> Result<Option<bool>, DbError> {
-    match data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) => match s.as_str() {
-            "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
-            "false" | "0" | "f" | "F" | "FALSE" | "False" => Ok(Some(false)),
-            _ => Err(DbError::BadRequest(format!("{key} must be a boolean"))),
-        },
-        Some(_) => Err(DbError::BadRequest(format!("{key} must be a boolean"))),
-    }
-}
-
-/// A duration in seconds: integer, digit string or Go-style (`"1h"`, `"90s"`).
-fn duration_field(data: &Map<String, Value>, key: &str) -> Result<Option<i64>, DbError> {
-    let bad = || DbError::BadRequest(format!("{key} must be a duration"));
-    let secs = match data.get(key) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(bad)?,
-        Some(Value::String(s)) if s.trim().is_empty() => 0,
-        Some(Value::String(s)) => match s.trim().parse::<i64>() {
-            Ok(n) => n,
-            Err(_) => humantime::parse_duration(s.trim())
-                .map_err(|_| bad())?
-                .as_secs() as i64,
-        },
-        Some(_) => return Err(bad()),
-    };
-    if secs < 0 {
-        return Err(bad());
-    }
-    Ok(Some(secs))
-}
-
 impl Connection {
     /// Apply a `config/<name>` write on top of `old` (or defaults).
     pub fn from_write(
@@ -163,7 +85,7 @@ impl Connection {
         if let Some(p) = string_field(data, "password")? {
             c.password = p;
         }
-        if let Some(r) = list_field(data, "allowed_roles", true)? {
+        if let Some(r) = list_field(data, "allowed_roles", OneString::SplitCommas)? {
             c.allowed_roles = r;
         }
         if let Some(v) = bool_field(data, "verify_connection")? {
@@ -243,7 +165,7 @@ impl Role {
             ("rollback_statements", &mut r.rollback_statements),
             ("renew_statements", &mut r.renew_statements),
         ] {
-            if let Some(v) = list_field(data, key, false)? {
+            if let Some(v) = list_field(data, key, OneString::Whole)? {
                 *slot = v;
             }
         }

@@ -48,6 +48,12 @@ pub enum DbError {
     Barrier(#[from] BarrierError),
 }
 
+impl From<crate::engines::fields::FieldError> for DbError {
+    fn from(e: crate::engines::fields::FieldError) -> Self {
+        DbError::BadRequest(e.0)
+    }
+}
+
 impl From<DbError> for EngineError {
     fn from(e: DbError) -> Self {
         match e {

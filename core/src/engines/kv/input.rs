@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::engines::fields::weak_int;
+pub use crate::engines::fields::{bool_field, int_field};
 use crate::engines::EngineError;
 
 fn bad(field: &str, what: &str) -> EngineError {
@@ -14,59 +16,14 @@ fn bad(field: &str, what: &str) -> EngineError {
     ))
 }
 
-/// A JSON value as an integer: a whole number, a float (truncated, as Go's weak
-/// decoding does) or a string holding an integer. `None` when it is neither.
-fn weak_int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && f.abs() < i64::MAX as f64)
-                .map(|f| f.trunc() as i64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// An optional integer field of the body; `null` counts as absent.
-pub fn int_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>, EngineError> {
-    match data.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => weak_int(v)
-            .map(Some)
-            .ok_or_else(|| bad(field, "an integer")),
-    }
-}
-
 /// An optional non-negative integer field that must fit in `u32`.
 pub fn u32_field(data: &Map<String, Value>, field: &str) -> Result<Option<u32>, EngineError> {
-    match int_field(data, field)? {
+    match int_field(data, field).map_err(EngineError::from)? {
         None => Ok(None),
         Some(i) => u32::try_from(i)
             .map(Some)
             .map_err(|_| bad(field, "a non-negative integer")),
     }
-}
-
-/// An optional boolean field: `true`, `"true"`, `1`, `"1"`, ... as Go's
-/// `strconv.ParseBool` accepts.
-pub fn bool_field(data: &Map<String, Value>, field: &str) -> Result<Option<bool>, EngineError> {
-    let parsed = match data.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Bool(b)) => Some(*b),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(0) => Some(false),
-            Some(1) => Some(true),
-            _ => None,
-        },
-        Some(Value::String(s)) => match s.as_str() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-            _ => None,
-        },
-        Some(_) => None,
-    };
-    parsed.map(Some).ok_or_else(|| bad(field, "a boolean"))
 }
 
 /// The `versions` field of delete / undelete / destroy: a list of integers or
@@ -131,7 +88,7 @@ mod tests {
         assert_eq!(int_field(&b, "c").unwrap(), Some(2));
         assert!(matches!(
             int_field(&b, "d"),
-            Err(EngineError::BadRequest(_))
+            Err(crate::engines::fields::FieldError(_))
         ));
         assert_eq!(int_field(&b, "e").unwrap(), None);
         assert_eq!(int_field(&b, "missing").unwrap(), None);

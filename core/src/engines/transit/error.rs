@@ -44,6 +44,12 @@ impl TransitError {
     }
 }
 
+impl From<crate::engines::fields::FieldError> for TransitError {
+    fn from(e: crate::engines::fields::FieldError) -> Self {
+        TransitError::BadInput(e.0)
+    }
+}
+
 impl From<TransitError> for EngineError {
     fn from(e: TransitError) -> Self {
         match e {

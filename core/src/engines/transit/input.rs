@@ -8,6 +8,8 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
+pub use crate::engines::fields::{bool_field, int_field, str_field};
+
 use super::error::TransitError;
 
 /// Standard alphabet, padding optional: what Vault's clients send.
@@ -43,18 +45,6 @@ pub fn decode_into(text: &str, out: &mut Vec<u8>) -> Result<(), ()> {
     URL_SAFE.decode_vec(text.trim(), out).map_err(|_| ())
 }
 
-/// An optional string field; `null` counts as absent.
-pub fn str_field<'a>(
-    data: &'a Map<String, Value>,
-    field: &str,
-) -> Result<Option<&'a str>, TransitError> {
-    match data.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(field, "a string")),
-    }
-}
-
 /// An optional base64 field decoded into `out`; `Ok(false)` (and `out`
 /// empty) when the field is absent, `null` or the empty string.
 pub fn b64_field(
@@ -71,50 +61,6 @@ pub fn b64_field(
             Ok(true)
         }
     }
-}
-
-/// A JSON value as an integer: a whole number, a float (truncated, as Go's
-/// weak decoding does) or a string holding an integer.
-fn weak_int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && f.abs() < i64::MAX as f64)
-                .map(|f| f.trunc() as i64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
-/// An optional integer field; `null` counts as absent.
-pub fn int_field(data: &Map<String, Value>, field: &str) -> Result<Option<i64>, TransitError> {
-    match data.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => weak_int(v)
-            .map(Some)
-            .ok_or_else(|| bad(field, "an integer")),
-    }
-}
-
-/// An optional boolean field, as Go's `strconv.ParseBool` reads it.
-pub fn bool_field(data: &Map<String, Value>, field: &str) -> Result<Option<bool>, TransitError> {
-    let parsed = match data.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Bool(b)) => Some(*b),
-        Some(Value::Number(n)) => match n.as_i64() {
-            Some(0) => Some(false),
-            Some(1) => Some(true),
-            _ => None,
-        },
-        Some(Value::String(s)) => match s.as_str() {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-            _ => None,
-        },
-        Some(_) => None,
-    };
-    parsed.map(Some).ok_or_else(|| bad(field, "a boolean"))
 }
 
 /// Whether a duration field (`auto_rotate_period`) is absent or zero: Cairn
