@@ -134,15 +134,51 @@ def env_of(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env") or []}
 
 
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration", "CustomResourceDefinition", "Namespace"}
+
+
 class FakeApiServer:
     """Just enough of a Kubernetes API server for `helm template
-    --dry-run=server`: discovery of the core group and GET of the Secrets it
-    holds (404 for any other), so the chart's `lookup` calls see them. Records
-    the paths requested."""
+    --dry-run=server`: discovery of the kinds (apiVersion, kind) it is given
+    (helm maps every rendered object), and GET of the Secrets it holds (404 for
+    any other), so the chart's `lookup` calls see them. Records the paths
+    requested."""
 
-    def __init__(self, secrets: dict[tuple[str, str], dict]):
+    def __init__(self, secrets: dict[tuple[str, str], dict], kinds: set[tuple[str, str]]):
         self.secrets = secrets
         self.requests: list[str] = []
+        # groupVersion -> APIResourceList
+        self.resources: dict[str, dict] = {}
+        for api_version, kind in sorted(kinds | {("v1", "Secret")}):
+            lst = self.resources.setdefault(
+                api_version, {"kind": "APIResourceList", "groupVersion": api_version, "resources": []}
+            )
+            lst["resources"].append(
+                {
+                    "name": kind.lower() + "s",
+                    "singularName": kind.lower(),
+                    "namespaced": kind not in CLUSTER_SCOPED,
+                    "kind": kind,
+                    "verbs": ["get", "list"],
+                }
+            )
+        groups: dict[str, list[str]] = {}
+        for gv in self.resources:
+            if "/" in gv:
+                group, version = gv.split("/")
+                groups.setdefault(group, []).append(version)
+        self.groups = {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                }
+                for g, vs in sorted(groups.items())
+            ],
+        }
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -158,15 +194,11 @@ class FakeApiServer:
                 elif path == "/api":
                     body = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
                 elif path == "/apis":
-                    body = {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+                    body = fake.groups
                 elif path == "/api/v1":
-                    body = {
-                        "kind": "APIResourceList",
-                        "groupVersion": "v1",
-                        "resources": [
-                            {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret", "verbs": ["get", "list"]}
-                        ],
-                    }
+                    body = fake.resources["v1"]
+                elif path.startswith("/apis/") and path[len("/apis/"):] in fake.resources:
+                    body = fake.resources[path[len("/apis/"):]]
                 else:
                     parts = path.strip("/").split("/")
                     # /api/v1/namespaces/<ns>/secrets/<name>
