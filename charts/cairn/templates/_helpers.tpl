@@ -57,7 +57,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "cairn.imagePullSecrets" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .Values.imagePullSecrets -}}
 imagePullSecrets:
 {{- range . }}
   - name: {{ . }}
@@ -117,14 +117,14 @@ auth) that the operator logs in with. */}}
 {{/* Pod anti-affinity of one component, by its selector labels.
 Call with (dict "root" $ "component" "core" "mode" "hard"). */}}
 {{- define "cairn.antiAffinity" -}}
-{{- if eq .mode "hard" }}
+{{- if eq .mode "hard" -}}
 podAntiAffinity:
   requiredDuringSchedulingIgnoredDuringExecution:
     - topologyKey: kubernetes.io/hostname
       labelSelector:
         matchLabels:
           {{- include "cairn.selectorLabels" . | nindent 10 }}
-{{- else if eq .mode "soft" }}
+{{- else if eq .mode "soft" -}}
 podAntiAffinity:
   preferredDuringSchedulingIgnoredDuringExecution:
     - weight: 100
