@@ -345,3 +345,27 @@ def test_an_incomplete_secret_is_replaced(tmp_path):
     upgraded, _ = _server_render(tmp_path, {(NAMESPACE, f"{FULL}-tls"): broken})
     data = one(upgraded, "Secret", f"{FULL}-tls")["data"]
     assert set(data) == {"ca.crt", "tls.crt", "tls.key"} and data["tls.crt"] != core["data"]["tls.crt"]
+
+
+def test_pod_options_reach_every_component():
+    docs = render(
+        sets=(
+            "imagePullSecrets={regcred}",
+            "core.antiAffinity=soft",
+            "core.priorityClassName=cairn-critical",
+            "operator.nodeSelector.pool=system",
+            "csi.podAnnotations.a=b",
+            "injector.tolerations[0].operator=Exists",
+        )
+    )
+    specs = {o["metadata"]["name"]: (o, s) for o, s in pod_specs(docs)}
+    for _, spec in specs.values():
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    core = specs[FULL][1]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in core["affinity"]["podAntiAffinity"]
+    assert core["priorityClassName"] == "cairn-critical"
+    assert specs[f"{FULL}-operator"][1]["nodeSelector"] == {"pool": "system"}
+    assert specs[f"{FULL}-csi-provider"][0]["spec"]["template"]["metadata"]["annotations"] == {"a": "b"}
+    assert specs[f"{FULL}-injector"][1]["tolerations"] == [{"operator": "Exists"}]
+    none = render(sets=("core.antiAffinity=none",))
+    assert "affinity" not in one(none, "StatefulSet", FULL)["spec"]["template"]["spec"]
