@@ -362,3 +362,50 @@ async fn config_roles_and_mounts_are_managed_like_vaults() {
     let (status, _) = env.login(json!({"role": "app", "jwt": jwt})).await;
     assert!(status == 400 || status == 404 || status == 405, "{status}");
 }
+
+#[tokio::test]
+async fn a_namespace_bound_token_sees_only_its_namespaces_lease_owners() {
+    let env = Env::start().await;
+    env.ok(
+        "PUT",
+        "sys/policies/acl/owners",
+        json!({"policy": "path \"sys/cairn/leases/*\" { capabilities = [\"read\", \"update\"] }"}),
+    )
+    .await;
+    let mut role = app_role("cairn");
+    role["token_policies"] = json!(["owners"]);
+    env.role("app", role).await;
+    let jwt = env.k8s.mint("team-a", "app", &["cairn"]);
+    let (_, login) = env.login(json!({"role": "app", "jwt": jwt})).await;
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+
+    let call = |path: &'static str, owner: &'static str| {
+        let server = &env.server;
+        let token = token.clone();
+        async move {
+            server
+                .call("PUT", path, Some(&token), Some(json!({ "owner": owner })))
+                .await
+        }
+    };
+    let (status, body) = call("sys/cairn/leases/owner", "team-a/Pod/web-0/uid-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["leases"], json!([]));
+    for path in ["sys/cairn/leases/owner", "sys/cairn/leases/revoke-owner"] {
+        let (status, body) = call(path, "team-b/Pod/web-0/uid-1").await;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    let (status, body) = call("sys/cairn/leases/owner", "team-a/Pod/../x").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = env
+        .server
+        .call(
+            "GET",
+            "sys/cairn/leases/owners?kind=Pod",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["owners"], json!([]));
+}

@@ -71,6 +71,32 @@ fn index_key(token_hash: &str, lease_id: &str) -> String {
     )
 }
 
+/// Index of an object owner's leases: `object/<ns>/<kind>/<name>/<uid>/`.
+/// Owner parts never hold `/` (see [`Owner::parse_object`]).
+fn object_prefix(owner: &Owner) -> Option<String> {
+    match owner {
+        Owner::Object {
+            namespace,
+            kind,
+            name,
+            uid,
+        } => Some(format!("object/{namespace}/{kind}/{name}/{uid}/")),
+        Owner::Token { .. } => None,
+    }
+}
+
+/// The owner index key of one lease, for token and object owners alike.
+fn owner_index_key(owner: &Owner, lease_id: &str) -> String {
+    match owner {
+        Owner::Token { hash } => index_key(hash, lease_id),
+        object => format!(
+            "{}{}",
+            object_prefix(object).unwrap_or_default(),
+            hex::encode(Sha256::digest(lease_id.as_bytes()))
+        ),
+    }
+}
+
 /// Lease ids as Vault shapes them: `<mount><path>/<random>`.
 fn validate_id(id: &str) -> Result<(), LeaseError> {
     if id.is_empty()
@@ -179,12 +205,10 @@ impl LeaseManager {
             value: &body,
         }];
         if index {
-            if let Owner::Token { hash } = &entry.owner {
-                ops.push(BarrierOp::Put {
-                    key: index_key(hash, &entry.id),
-                    value: entry.id.as_bytes(),
-                });
-            }
+            ops.push(BarrierOp::Put {
+                key: owner_index_key(&entry.owner, &entry.id),
+                value: entry.id.as_bytes(),
+            });
         }
         self.view.batch(ops).await?;
         Ok(())
@@ -268,14 +292,14 @@ impl LeaseManager {
                 return Err(LeaseError::Revoke(message));
             }
         }
-        let mut ops = vec![BarrierOp::Delete {
-            key: format!("id/{}", entry.id),
-        }];
-        if let Owner::Token { hash } = &entry.owner {
-            ops.push(BarrierOp::Delete {
-                key: index_key(hash, &entry.id),
-            });
-        }
+        let ops = vec![
+            BarrierOp::Delete {
+                key: format!("id/{}", entry.id),
+            },
+            BarrierOp::Delete {
+                key: owner_index_key(&entry.owner, &entry.id),
+            },
+        ];
         self.view.batch(ops).await?;
         self.queue.remove(&entry.id);
         self.revocations.fetch_add(1, Ordering::Relaxed);
@@ -308,23 +332,82 @@ impl LeaseManager {
     /// Revoke the leases a token owned (called when the token is revoked).
     /// Failures stay queued for retry; the token's revocation goes on.
     pub async fn revoke_by_token(&self, token_hash: &str) -> Result<(), LeaseError> {
-        for key in self
-            .view
-            .keys_with_prefix(&format!("token/{token_hash}/"))
-            .await?
-        {
+        for entry in self.indexed(&format!("token/{token_hash}/")).await? {
+            // A failed revocation keeps the lease and its retry schedule.
+            let _ = self.revoke_entry(entry, false).await;
+        }
+        Ok(())
+    }
+
+    /// The leases an object owns (e.g. a pod's CSI credentials).
+    pub async fn by_owner(&self, owner: &Owner) -> Result<Vec<LeaseEntry>, LeaseError> {
+        match object_prefix(owner) {
+            Some(prefix) => self.indexed(&prefix).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Revoke every lease an object owns (it was deleted); returns how many.
+    /// Failed revocations stay queued for retry and are reported.
+    pub async fn revoke_owner(&self, owner: &Owner) -> Result<usize, LeaseError> {
+        let mut revoked = 0;
+        let mut first_error = None;
+        for entry in self.by_owner(owner).await? {
+            match self.revoke_entry(entry, false).await {
+                Ok(()) => revoked += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(revoked),
+        }
+    }
+
+    /// Every object owning at least one lease, with its lease count;
+    /// `kind` filters (`Pod`, `DynamicCredential`).
+    pub async fn owners(&self, kind: Option<&str>) -> Result<Vec<(Owner, usize)>, LeaseError> {
+        let mut owners: Vec<(Owner, usize)> = Vec::new();
+        for key in self.view.keys_with_prefix("object/").await? {
+            let parts: Vec<&str> = key.split('/').collect();
+            let [_, ns, k, name, uid, _] = parts.as_slice() else {
+                continue;
+            };
+            if kind.is_some_and(|want| want != *k) {
+                continue;
+            }
+            let owner = Owner::Object {
+                namespace: (*ns).to_owned(),
+                kind: (*k).to_owned(),
+                name: (*name).to_owned(),
+                uid: (*uid).to_owned(),
+            };
+            // Keys come sorted, so one owner's leases are adjacent.
+            match owners.last_mut() {
+                Some((last, n)) if *last == owner => *n += 1,
+                _ => owners.push((owner, 1)),
+            }
+        }
+        Ok(owners)
+    }
+
+    /// The leases an owner index under `prefix` points at; index entries
+    /// whose lease is gone are dropped on the way.
+    async fn indexed(&self, prefix: &str) -> Result<Vec<LeaseEntry>, LeaseError> {
+        let mut out = Vec::new();
+        for key in self.view.keys_with_prefix(prefix).await? {
             let Some(id) = self.view.get(&key).await? else {
                 continue;
             };
             let id = String::from_utf8_lossy(&id).into_owned();
-            if let Some(entry) = self.lookup(&id).await? {
-                // A failed revocation keeps the lease and its retry schedule.
-                let _ = self.revoke_entry(entry, false).await;
-            } else {
-                self.view.delete(&key).await?;
+            match self.lookup(&id).await? {
+                Some(entry) => out.push(entry),
+                None => self.view.delete(&key).await?,
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Run the expiry worker until the task is aborted (at seal).

@@ -196,3 +196,41 @@ async fn expired_leases_are_revoked_within_a_second_and_rebuilt_after_restart() 
     assert_eq!(fresh.active(), 0);
     drop(leases);
 }
+
+#[tokio::test]
+async fn object_owners_are_indexed_listed_and_revoked_together() {
+    let (leases, engine, mount, _) = setup().await;
+    let pod = Owner::parse_object("team-a/Pod/web-0/uid-1").unwrap();
+    let other = Owner::parse_object("team-a/Pod/web-1/uid-2").unwrap();
+    let dc = Owner::parse_object("team-b/DynamicCredential/db/uid-3").unwrap();
+    for (user, owner) in [("p1", &pod), ("p2", &pod), ("o1", &other), ("d1", &dc)] {
+        leases
+            .issue(
+                &mount.entry,
+                "creds/ro",
+                request(user, 60, 60),
+                owner.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(leases.by_owner(&pod).await.unwrap().len(), 2);
+    let pods = leases.owners(Some("Pod")).await.unwrap();
+    assert_eq!(pods, vec![(pod.clone(), 2), (other.clone(), 1)]);
+    assert_eq!(leases.owners(None).await.unwrap().len(), 3);
+
+    assert_eq!(leases.revoke_owner(&pod).await.unwrap(), 2);
+    let mut revoked = engine.revoked.lock().unwrap().clone();
+    revoked.sort();
+    assert_eq!(revoked, vec!["p1", "p2"]);
+    assert!(leases.by_owner(&pod).await.unwrap().is_empty());
+    assert_eq!(
+        leases.owners(Some("Pod")).await.unwrap(),
+        vec![(other.clone(), 1)]
+    );
+    // Revoking one lease directly also drops it from its owner's index.
+    let id = leases.by_owner(&other).await.unwrap()[0].id.clone();
+    leases.revoke(&id).await.unwrap();
+    assert!(leases.owners(Some("Pod")).await.unwrap().is_empty());
+    assert_eq!(leases.active(), 1);
+}

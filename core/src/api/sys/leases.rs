@@ -96,7 +96,7 @@ fn lease_id(call: &Call, in_path: &str) -> Result<String, ApiError> {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -4,6 +4,7 @@ mod audit;
 mod auth;
 mod capabilities;
 mod keys;
+mod lease_owners;
 mod leases;
 mod mounts;
 mod policies;
@@ -52,6 +53,9 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         }
         "ha-status" if op == Operation::Read => raft::ha_status(ctx.state),
         "leases" | "renew" | "revoke" => leases::route(ctx, call, head, tail).await,
+        "cairn" if tail.starts_with("leases/") => {
+            lease_owners::route(ctx, call, &tail["leases/".len()..]).await
+        }
         "auth" => auth::route(ctx, call, tail).await,
         "policies" => match tail.split_once('/') {
             Some(("acl", name)) => policies::acl(ctx, call, name).await,
