@@ -1,5 +1,6 @@
 //! The `database` secrets engine against a real PostgreSQL and a real
 //! `cairn server`.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 #[path = "common/postgres.rs"]

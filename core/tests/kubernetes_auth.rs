@@ -1,5 +1,6 @@
 //! The Kubernetes auth method end to end: a real `cairn server` calls a
 //! TokenReview endpoint served by the test, as it would call the API server.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 #[path = "common/tokenreview.rs"]

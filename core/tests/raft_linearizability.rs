@@ -5,6 +5,7 @@
 //! acknowledged write must be visible on every node at the end.
 //!
 //! Rounds: `CAIRN_RAFT_ROUNDS` (default 20; the full run is 100).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 #[path = "common/cluster.rs"]
 mod cluster;

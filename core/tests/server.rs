@@ -1,6 +1,7 @@
 //! End-to-end tests of one `cairn server` process over HTTP: durability across
 //! kill -9, the sealed state, bad input, TLS, the static seal, fail-closed audit,
 //! and no secret in the logs.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 

@@ -60,7 +60,7 @@ impl Metrics {
     }
 
     /// Prometheus text (`format=prometheus`) or a JSON summary.
-    pub fn render(&self, format: Option<&str>) -> Reply {
+    pub fn render(&self, format: Option<&str>, leases: Option<crate::lease::LeaseStats>) -> Reply {
         if format != Some("prometheus") {
             let total: u64 = self.count.load(Ordering::Relaxed);
             return Reply::bare(
@@ -101,6 +101,33 @@ impl Metrics {
         let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "cairn_http_request_duration_seconds_sum {sum}");
         let _ = writeln!(out, "cairn_http_request_duration_seconds_count {count}");
+        if let Some(l) = leases {
+            for (name, kind, help, v) in [
+                (
+                    "cairn_lease_queued",
+                    "gauge",
+                    "Leases waiting in this node's expiry queue (all of them on the leader).",
+                    l.queued,
+                ),
+                (
+                    "cairn_lease_revocations_total",
+                    "counter",
+                    "Leases revoked since unseal.",
+                    l.revocations,
+                ),
+                (
+                    "cairn_lease_revocation_failures_total",
+                    "counter",
+                    "Failed revocation attempts (each lease is retried with backoff).",
+                    l.revocation_failures,
+                ),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
         Reply {
             raw: Some(("text/plain; version=0.0.4", out.into_bytes())),
             ..Default::default()
@@ -124,7 +151,14 @@ mod tests {
         let Reply {
             raw: Some((_, body)),
             ..
-        } = m.render(Some("prometheus"))
+        } = m.render(
+            Some("prometheus"),
+            Some(crate::lease::LeaseStats {
+                queued: 3,
+                revocations: 2,
+                revocation_failures: 1,
+            }),
+        )
         else {
             panic!("no body")
         };
@@ -132,6 +166,8 @@ mod tests {
         assert!(text.contains("cairn_http_requests_total{method=\"GET\",code=\"2xx\"} 1"));
         assert!(text.contains("cairn_http_requests_total{method=\"OTHER\",code=\"4xx\"} 1"));
         assert!(text.contains("cairn_http_request_duration_seconds_count 2"));
+        assert!(text.contains("cairn_lease_queued 3\n"));
+        assert!(text.contains("cairn_lease_revocation_failures_total 1\n"));
         assert!(text.contains("le=\"0.0005\"} 1"));
     }
 }

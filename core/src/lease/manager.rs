@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use zeroize::Zeroizing;
 
@@ -121,7 +121,16 @@ impl LeaseManager {
         })
     }
 
-    /// Number of leases in the expiry queue.
+    /// The counters `sys/metrics` exports.
+    pub fn stats(&self) -> LeaseStats {
+        LeaseStats {
+            queued: self.queue.len() as u64,
+            revocations: self.revocations.load(Ordering::Relaxed),
+            revocation_failures: self.revocation_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Leases in the expiry queue (this node's, on the leader every lease).
     pub fn active(&self) -> usize {
         self.queue.len()
     }
@@ -410,16 +419,45 @@ impl LeaseManager {
         Ok(out)
     }
 
-    /// Run the expiry worker until the task is aborted (at seal).
-    pub fn spawn_expiry(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Run the expiry worker until the task is aborted (at seal). It works
+    /// only while `active` is true — on the Raft leader, or always on a single
+    /// node — and rebuilds its queue from storage each time it becomes active,
+    /// so a new leader revokes what the old one had queued.
+    pub fn spawn_expiry(
+        self: &Arc<Self>,
+        active: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        tokio::spawn(async move { me.expiry_loop().await })
+        tokio::spawn(async move { me.expiry_loop(active).await })
     }
 
-    async fn expiry_loop(self: Arc<Self>) {
+    async fn expiry_loop(self: Arc<Self>, mut active: watch::Receiver<bool>) {
+        loop {
+            while !*active.borrow_and_update() {
+                wait_change(&mut active).await;
+            }
+            match self.rebuild().await {
+                Ok(n) => tracing::debug!(leases = n, "lease expiry queue rebuilt"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rebuilding the lease expiry queue failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            self.revoke_due_while_active(&mut active).await;
+            // Stepped down: the new leader owns expiry now.
+            self.queue.clear();
+        }
+    }
+
+    /// Revoke leases as they fall due until `active` turns false.
+    async fn revoke_due_while_active(self: &Arc<Self>, active: &mut watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(REVOKE_CONCURRENCY));
         let mut running = JoinSet::new();
         loop {
+            if !*active.borrow() {
+                return;
+            }
             let now = now_ms();
             let due = self.queue.take_due(now, 1024);
             for id in due {
@@ -450,9 +488,28 @@ impl LeaseManager {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                     _ = self.queue.changed.notified() => {}
+                    _ = wait_change(active) => {}
                 }
             }
         }
+    }
+}
+
+/// Counters of the lease manager, for `sys/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaseStats {
+    /// Leases waiting in the expiry queue.
+    pub queued: u64,
+    /// Revocations done since unseal.
+    pub revocations: u64,
+    /// Revocation attempts that failed (each is retried with backoff).
+    pub revocation_failures: u64,
+}
+
+/// Wait for `rx` to change; a sender that is gone never changes again.
+pub async fn wait_change(rx: &mut watch::Receiver<bool>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

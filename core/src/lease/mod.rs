@@ -13,4 +13,4 @@ mod manager;
 mod tests;
 
 pub use entry::{LeaseEntry, Owner};
-pub use manager::{Issued, LeaseError, LeaseManager};
+pub use manager::{Issued, LeaseError, LeaseManager, LeaseStats};

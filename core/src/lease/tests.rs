@@ -183,7 +183,7 @@ async fn expired_leases_are_revoked_within_a_second_and_rebuilt_after_restart() 
     mounts.mount_for_test("database/", engine.clone());
     let fresh = LeaseManager::new(View::new(barrier, "sys/expire/"), mounts);
     assert_eq!(fresh.rebuild().await.unwrap(), 50);
-    let worker = fresh.spawn_expiry();
+    let worker = fresh.spawn_expiry(tokio::sync::watch::channel(true).1);
     let start = Instant::now();
     while engine.revoked.lock().unwrap().len() < 50 {
         assert!(

@@ -134,6 +134,27 @@ impl Node {
         self.cluster.get()
     }
 
+    /// Whether this node is the active one (the Raft leader; a node without a
+    /// cluster always is), as a watch that follows leadership changes.
+    pub fn active_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        let Some(cluster) = self.cluster() else {
+            // The sender goes away at once: the value stays true forever.
+            return tokio::sync::watch::channel(true).1;
+        };
+        let mut metrics = cluster.raft().metrics();
+        let leads = |m: &openraft::RaftMetrics<u64, crate::storage::raft::NodeInfo>| {
+            m.current_leader == Some(m.id)
+        };
+        let (tx, rx) = tokio::sync::watch::channel(leads(&metrics.borrow()));
+        tokio::spawn(async move {
+            while metrics.changed().await.is_ok() && !tx.is_closed() {
+                let now = leads(&metrics.borrow_and_update());
+                tx.send_if_modified(|was| std::mem::replace(was, now) != now);
+            }
+        });
+        rx
+    }
+
     /// The storage backend's name, for seal-status.
     pub fn storage_type(&self) -> &'static str {
         self.storage_type
@@ -347,16 +368,20 @@ impl Node {
         let mounts = Arc::new(MountTable::load(b.clone()).await?);
         let audit = AuditTable::load(View::new(b.clone(), "")).await?;
         let leases = LeaseManager::new(View::new(b.clone(), "sys/expire/"), mounts.clone());
-        let scheduled = leases.rebuild().await?;
-        tracing::debug!(leases = scheduled, "lease expiry queue rebuilt");
         tokens.set_revocation_hook(leases.clone());
-        let expiry = leases.spawn_expiry();
+        // Background upkeep that writes (lease expiry, token tidy) runs on the
+        // leader only; followers would only forward the same writes to it.
+        let active = self.active_watch();
+        let expiry = leases.spawn_expiry(active.clone());
         // Purge expired tokens in the background; lookups refuse them regardless.
         let tidy_store = tokens.clone();
         let tidy = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
+                if !*active.borrow() {
+                    continue;
+                }
                 if let Err(e) = tidy_store.tidy(time::now()).await {
                     tracing::warn!(error = %e, "token tidy failed");
                 }

@@ -68,7 +68,10 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         "capabilities-accessor" if is_write(op) => capabilities::for_accessor(ctx, call).await,
         "audit" => audit::route(ctx, call, tail).await,
         "audit-hash" if is_write(op) => audit::hash(ctx, call, tail),
-        "metrics" if op == Operation::Read => Ok(ctx.state.metrics.render(call.query("format"))),
+        "metrics" if op == Operation::Read => Ok(ctx
+            .state
+            .metrics
+            .render(call.query("format"), Some(ctx.unsealed.leases.stats()))),
         "internal" if tail.starts_with("ui/mounts/") && op == Operation::Read => {
             mounts::ui_mount(ctx, &tail["ui/mounts/".len()..])
         }

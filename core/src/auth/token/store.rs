@@ -468,7 +468,7 @@ fn new_token_value() -> String {
     rand::rngs::OsRng.fill_bytes(&mut *bytes);
     let mut out = String::with_capacity(TOKEN_PREFIX.len() + 43);
     out.push_str(TOKEN_PREFIX);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&*bytes, &mut out);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(*bytes, &mut out);
     out
 }
 

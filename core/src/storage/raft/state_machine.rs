@@ -269,7 +269,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         }
         let n = self.applies.fetch_add(1, Ordering::Relaxed) + 1;
-        let durability = if n % SYNC_EVERY == 0 {
+        let durability = if n.is_multiple_of(SYNC_EVERY) {
             Durability::Immediate
         } else {
             Durability::None
@@ -351,7 +351,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<typ::Snapshot>, typ::StorageError> {
-        self.blocking(|db| StateMachine::stored_snapshot(db)).await
+        self.blocking(StateMachine::stored_snapshot).await
     }
 }
 
