@@ -26,6 +26,7 @@ mod mounts;
 mod policy;
 mod sys;
 mod token;
+mod watch;
 
 pub use audit::{AuditDevice, EnableAudit};
 pub use auth_kubernetes::KubernetesRole;
@@ -43,3 +44,4 @@ pub use sys::{
     Health, HealthQuery, HealthStatus, InitRequest, InitResponse, InitStatus, KeyStatus, SealStatus,
 };
 pub use token::{TokenCreateRequest, TokenInfo};
+pub use watch::WatchState;

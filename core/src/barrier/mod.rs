@@ -46,6 +46,10 @@ pub enum BarrierOp<'a> {
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     keyring: Slot<Keyring>,
+    /// A generation number bumped after every write that reached storage
+    /// (here, or replicated from the Raft leader): watchers of secrets
+    /// (`sys/cairn/watch`) wake on it and re-check what they watch.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Barrier {
@@ -54,6 +58,7 @@ impl Barrier {
         Barrier {
             storage,
             keyring: Slot::empty(),
+            changes: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -123,7 +128,19 @@ impl Barrier {
             });
         }
         self.storage.batch(out).await?;
+        self.notify_changed();
         Ok(())
+    }
+
+    /// Tell watchers that stored data changed (called after local writes,
+    /// and by a Raft follower when it applies replicated ones).
+    pub fn notify_changed(&self) {
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// A receiver that wakes after each change (see [`Barrier::notify_changed`]).
+    pub fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Direct children of `prefix` (names are not secret; values are).

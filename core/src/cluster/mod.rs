@@ -428,6 +428,8 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
+            // Secrets may have changed under a watcher (`sys/cairn/watch`).
+            node.barrier().notify_changed();
             if cluster.storage.is_leader() || !keys.iter().any(|k| invalidates_cache(k)) {
                 continue;
             }

@@ -155,6 +155,11 @@ impl Node {
         rx
     }
 
+    /// The barrier every subsystem stores through.
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
     /// The storage backend's name, for seal-status.
     pub fn storage_type(&self) -> &'static str {
         self.storage_type

@@ -10,6 +10,7 @@ mod mounts;
 mod policies;
 mod raft;
 mod seal;
+mod watch;
 
 use serde_json::json;
 
@@ -53,6 +54,9 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         }
         "ha-status" if op == Operation::Read => raft::ha_status(ctx.state),
         "leases" | "renew" | "revoke" => leases::route(ctx, call, head, tail).await,
+        "cairn" if tail.starts_with("watch/") => {
+            watch::watch(ctx, call, &tail["watch/".len()..]).await
+        }
         "cairn" if tail.starts_with("leases/") => {
             lease_owners::route(ctx, call, &tail["leases/".len()..]).await
         }
