@@ -69,6 +69,12 @@ pub enum StartError {
     Runtime(std::io::Error),
 }
 
+/// Dependencies kept at `warn` whatever the configured level: their debug
+/// output would carry secrets (tokio_postgres logs every statement, and
+/// CREATE ROLE ... PASSWORD holds a generated password) or floods the log.
+const QUIET_DEPENDENCIES: &str =
+    "h2=warn,hyper=warn,rustls=warn,tokio_postgres=warn,postgres_protocol=warn,reqwest=warn";
+
 /// Run the server until SIGINT or SIGTERM.
 pub fn main(args: ServerArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -91,9 +97,8 @@ pub fn main(args: ServerArgs) -> ExitCode {
 }
 
 fn init_logging(level: &str, format: &str) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},{QUIET_DEPENDENCIES}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

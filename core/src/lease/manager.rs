@@ -231,11 +231,7 @@ impl LeaseManager {
 
     /// Lease ids directly under `prefix` (folders end with `/`).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, LeaseError> {
-        let prefix = prefix.trim_start_matches('/');
-        if !prefix.is_empty() && !prefix.ends_with('/') {
-            validate_id(prefix)?;
-        }
-        Ok(self.view.list(&format!("id/{prefix}")).await?)
+        Ok(self.view.list(&format!("id/{}", folder(prefix)?)).await?)
     }
 
     /// Extend a lease by `increment` seconds (0 = its original TTL), capped by
@@ -318,8 +314,20 @@ impl LeaseManager {
     /// Revoke every lease whose id starts with `prefix`. With `force`, engine
     /// errors are ignored and the leases deleted anyway (Vault's revoke-force).
     pub async fn revoke_prefix(&self, prefix: &str, force: bool) -> Result<usize, LeaseError> {
-        let prefix = prefix.trim_start_matches('/');
-        let keys = self.view.keys_with_prefix(&format!("id/{prefix}")).await?;
+        // As in Vault, a prefix that names one lease revokes that lease; any
+        // other prefix is a folder (`database/creds/app` never matches
+        // `database/creds/app-2/...`).
+        let exact = prefix.trim_matches('/');
+        if !exact.is_empty() && !prefix.ends_with('/') {
+            if let Some(entry) = self.lookup(exact).await? {
+                self.revoke_entry(entry, force).await?;
+                return Ok(1);
+            }
+        }
+        let keys = self
+            .view
+            .keys_with_prefix(&format!("id/{}", folder(prefix)?))
+            .await?;
         let mut revoked = 0;
         let mut first_error = None;
         for key in keys {
@@ -493,6 +501,17 @@ impl LeaseManager {
             }
         }
     }
+}
+
+/// A lease-id prefix as a folder: no leading `/`, a trailing `/` unless it
+/// is the root (empty).
+fn folder(prefix: &str) -> Result<String, LeaseError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    validate_id(trimmed)?;
+    Ok(format!("{trimmed}/"))
 }
 
 /// Counters of the lease manager, for `sys/metrics`.

@@ -234,3 +234,50 @@ async fn object_owners_are_indexed_listed_and_revoked_together() {
     assert!(leases.owners(Some("Pod")).await.unwrap().is_empty());
     assert_eq!(leases.active(), 1);
 }
+
+#[tokio::test]
+async fn prefixes_are_folders_not_string_prefixes() {
+    let (leases, engine, mount, _) = setup().await;
+    let app = leases
+        .issue(
+            &mount.entry,
+            "creds/app",
+            request("app", 60, 60),
+            token("t"),
+        )
+        .await
+        .unwrap();
+    leases
+        .issue(
+            &mount.entry,
+            "creds/app-2",
+            request("app2", 60, 60),
+            token("t"),
+        )
+        .await
+        .unwrap();
+    for prefix in ["database/creds", "database/creds/", "/database/creds/"] {
+        assert_eq!(
+            leases.list(prefix).await.unwrap(),
+            vec!["app-2/", "app/"],
+            "{prefix}"
+        );
+    }
+    assert_eq!(leases.list("").await.unwrap(), vec!["database/"]);
+    assert!(leases.list("database/../x").await.is_err());
+
+    assert_eq!(
+        leases
+            .revoke_prefix("database/creds/app", false)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(*engine.revoked.lock().unwrap(), vec!["app"]);
+    assert!(leases.lookup(&app.lease_id).await.unwrap().is_none());
+    // A prefix naming one lease exactly revokes that lease.
+    let other = leases.list("database/creds/app-2").await.unwrap();
+    let id = format!("database/creds/app-2/{}", other[0]);
+    assert_eq!(leases.revoke_prefix(&id, false).await.unwrap(), 1);
+    assert_eq!(leases.active(), 0);
+}
