@@ -86,6 +86,9 @@ class CairnServer:
         # Values that may appear on stdout on purpose: `--dev` prints its root
         # token and unseal key in a banner, as Vault's dev server does.
         self._allowed_on_stdout: set[str] = set()
+        # Log targets whose lines the leak check skips, each for a known,
+        # tracked core bug (see `tolerate_known_leak`).
+        self._tolerated_targets: dict[str, str] = {}
         self._log_handle = None
         self._out_handle = None
         self.starts = 0
@@ -284,9 +287,28 @@ class CairnServer:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
+    def tolerate_known_leak(self, target: str, tracked_by: str) -> None:
+        """Skips log lines of tracing target `target` (and its submodules) in the leak check.
+
+        Only for a known core bug that a strict-xfail test (`tracked_by`)
+        asserts directly, so that the exemption is noticed and removed when
+        the bug is fixed. Every other line is still searched.
+        """
+        self._tolerated_targets[target] = tracked_by
+
+    def _checked_log_text(self) -> str:
+        text = self.log_text()
+        if not self._tolerated_targets:
+            return text
+        targets = "|".join(re.escape(t) for t in self._tolerated_targets)
+        # `<timestamp> <LEVEL> <target>::<module>: message`, as the server's formatter writes it.
+        skipped = re.compile(rf"^\S+\s+[A-Z]+\s+(?:{targets})(?:::\S*)?:\s")
+        return "\n".join(line for line in text.splitlines() if not skipped.match(line))
+
     def leaked_values(self) -> list[tuple[str, Path]]:
         """(value, file) for every registered value found where it must not be."""
-        found = [(v, self.log_path) for v in sorted(self._sensitive) if v in self.log_text()]
+        log = self._checked_log_text()
+        found = [(v, self.log_path) for v in sorted(self._sensitive) if v in log]
         out = self.stdout_text()
         found += [(v, self.stdout_path) for v in sorted(self._sensitive - self._allowed_on_stdout) if v in out]
         return found
@@ -311,7 +333,9 @@ def describe_leak(server: CairnServer, leaked: list[tuple[str, Path]]) -> str:
     lines = [f"{len(leaked)} registered secret value(s) written by server {server.name}:"]
     for v, path in leaked:
         text = path.read_text(errors="replace")
-        line_no = next(i for i, line in enumerate(text.splitlines(), 1) if v in line)
+        checked = server._checked_log_text() if path == server.log_path else text
+        first = next(line for line in checked.splitlines() if v in line)
+        line_no = next(i for i, line in enumerate(text.splitlines(), 1) if line == first)
         lines.append(f"  a {len(v)}-char value on line {line_no} of {path}")
     return "\n".join(lines)
 
@@ -401,3 +425,47 @@ def policy_client(server: CairnServer, root_client: hvac.Client, name: str, hcl:
     root_client.sys.create_or_update_acl_policy(name=name, policy=hcl)
     token, _ = make_token(server, root_client, policies=[name], ttl="1h")
     return server.client(token=token)
+
+
+# ------------------------------------------------ PostgreSQL and Kubernetes --
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A real PostgreSQL cluster, one per test module (initdb takes seconds)."""
+    from pg_harness import remove_postgres, start_postgres
+
+    pg = start_postgres()
+    yield pg
+    remove_postgres(pg)
+
+
+@pytest.fixture
+def pg(postgres):
+    """The module's PostgreSQL, running again after the test even if the test stopped it."""
+    yield postgres
+    if not postgres.running:
+        postgres.start()
+
+
+@pytest.fixture
+def database(dev_server, root, pg):
+    """`database/` enabled on the dev server, connection `pg` configured (any role allowed)."""
+    from database_mount import DatabaseMount
+
+    return DatabaseMount(dev_server, root, pg).enable()
+
+
+@pytest.fixture
+def tokenreview():
+    """A Kubernetes TokenReview endpoint served by the test, in a thread."""
+    from tokenreview import TokenReviewServer
+
+    srv = TokenReviewServer()
+    yield srv
+    srv.close()
+
+
+def assert_secret_absent(secret: str, text: str, where: str = "the answer") -> None:
+    """Fails if `secret` is in `text`, without printing either (assert would show both)."""
+    if secret in text:
+        pytest.fail(f"a {len(secret)}-char secret appears in {where}")
