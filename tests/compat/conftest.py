@@ -86,9 +86,6 @@ class CairnServer:
         # Values that may appear on stdout on purpose: `--dev` prints its root
         # token and unseal key in a banner, as Vault's dev server does.
         self._allowed_on_stdout: set[str] = set()
-        # Log targets whose lines the leak check skips, each for a known,
-        # tracked core bug (see `tolerate_known_leak`).
-        self._tolerated_targets: dict[str, str] = {}
         self._log_handle = None
         self._out_handle = None
         self.starts = 0
@@ -287,27 +284,9 @@ class CairnServer:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def tolerate_known_leak(self, target: str, tracked_by: str) -> None:
-        """Skips log lines of tracing target `target` (and its submodules) in the leak check.
-
-        Only for a known core bug that a strict-xfail test (`tracked_by`)
-        asserts directly, so that the exemption is noticed and removed when
-        the bug is fixed. Every other line is still searched.
-        """
-        self._tolerated_targets[target] = tracked_by
-
-    def _checked_log_text(self) -> str:
-        text = self.log_text()
-        if not self._tolerated_targets:
-            return text
-        targets = "|".join(re.escape(t) for t in self._tolerated_targets)
-        # `<timestamp> <LEVEL> <target>::<module>: message`, as the server's formatter writes it.
-        skipped = re.compile(rf"^\S+\s+[A-Z]+\s+(?:{targets})(?:::\S*)?:\s")
-        return "\n".join(line for line in text.splitlines() if not skipped.match(line))
-
     def leaked_values(self) -> list[tuple[str, Path]]:
         """(value, file) for every registered value found where it must not be."""
-        log = self._checked_log_text()
+        log = self.log_text()
         found = [(v, self.log_path) for v in sorted(self._sensitive) if v in log]
         out = self.stdout_text()
         found += [(v, self.stdout_path) for v in sorted(self._sensitive - self._allowed_on_stdout) if v in out]
@@ -333,9 +312,7 @@ def describe_leak(server: CairnServer, leaked: list[tuple[str, Path]]) -> str:
     lines = [f"{len(leaked)} registered secret value(s) written by server {server.name}:"]
     for v, path in leaked:
         text = path.read_text(errors="replace")
-        checked = server._checked_log_text() if path == server.log_path else text
-        first = next(line for line in checked.splitlines() if v in line)
-        line_no = next(i for i, line in enumerate(text.splitlines(), 1) if line == first)
+        line_no = next(i for i, line in enumerate(text.splitlines(), 1) if v in line)
         lines.append(f"  a {len(v)}-char value on line {line_no} of {path}")
     return "\n".join(lines)
 

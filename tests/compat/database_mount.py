@@ -19,13 +19,6 @@ from pg_harness import CREATION_STATEMENT, Credential, Postgres
 
 PLUGIN = "postgresql-database-plugin"
 
-# Known core bug: at log level debug the server lets tokio_postgres log every
-# statement it runs, generated passwords included (CREATE ROLE ... PASSWORD,
-# ALTER ROLE for rotate-root). This test asserts it directly (strict xfail);
-# until it passes, the other tests skip those driver lines in their log check.
-DRIVER_LOG_LEAK = "test_database.py::test_database_passwords_never_reach_the_log"
-
-
 @dataclass(frozen=True)
 class Issued(Credential):
     """One `database/creds/<role>` answer (the password is not in its repr)."""
@@ -36,11 +29,8 @@ class Issued(Credential):
 
 
 class DatabaseMount:
-    def __init__(self, server, root: hvac.Client, pg: Postgres, connection: str = "pg",
-                 tolerate_driver_log: bool = True):
+    def __init__(self, server, root: hvac.Client, pg: Postgres, connection: str = "pg"):
         self.server = server
-        if tolerate_driver_log:
-            server.tolerate_known_leak("tokio_postgres", DRIVER_LOG_LEAK)
         self.root = root
         self.pg = pg
         self.connection = connection

@@ -264,14 +264,10 @@ def test_a_failing_creation_statement_leaves_nothing_behind(root, database, pg):
         root.sys.list_leases(prefix=f"database/creds/{role}/")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: core/src/server.rs init_logging's filter '{level},h2=warn,hyper=warn,rustls=warn' "
-    "leaves tokio_postgres at debug, which logs every statement: CREATE ROLE ... PASSWORD '<generated>' "
-    "and the rotated root password reach the server log at log_level=debug"))
 def test_database_passwords_never_reach_the_log(dev_server, root, pg):
     from database_mount import DatabaseMount
 
-    database = DatabaseMount(dev_server, root, pg, tolerate_driver_log=False).enable()
+    database = DatabaseMount(dev_server, root, pg).enable()
     role = database.role_name("logged")
     database.create_role(role)
     issued = database.creds(role)

@@ -110,11 +110,6 @@ def test_revoke_lease_and_revoke_prefix(dev_server, root, database, pg):
     assert root.sys.read_lease(lease_id=b.lease_id)["data"]["id"] == b.lease_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: LIST sys/leases/lookup/<prefix> answers keys ['/'] for every prefix that has leases, "
-    "with or without a trailing '/': the request path reaches core/src/api/sys/leases.rs route() with "
-    "its trailing '/' trimmed, and LeaseManager::list lists 'id/<prefix>' as a raw string prefix; "
-    "Vault lists <prefix>/ for every LIST"))
 def test_list_leases(root, database):
     role = database.role_name("list")
     database.create_role(role)
@@ -128,10 +123,6 @@ def test_list_leases(root, database):
     assert root.sys.list_leases(prefix="database")["data"]["keys"] == ["creds/"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: sys/leases/revoke-prefix/<p> and revoke-force/<p> match <p> as a raw string prefix "
-    "(LeaseManager::revoke_prefix, keys_with_prefix('id/<p>')), so revoking database/creds/app also "
-    "revokes database/creds/app-2/...; Vault treats a prefix that is not a lease id as <p>/"))
 def test_revoke_prefix_stops_at_a_path_segment(root, database, pg):
     role = database.role_name("seg")
     longer = f"{role}-2"
