@@ -404,3 +404,66 @@ async fn snapshot_restores_into_a_fresh_cluster_with_the_original_shares() {
         );
     }
 }
+
+#[tokio::test]
+async fn followers_forget_cached_transit_keys_changed_on_the_leader() {
+    let c = Cluster::start(3, Options::default()).await;
+    assert_eq!(c.wait_leader(Duration::from_secs(10)).await, 0);
+    let leader = &c.nodes[0].server;
+    let follower = &c.nodes[1].server;
+    let (status, body) = leader
+        .call(
+            "POST",
+            "sys/mounts/transit",
+            Some(&c.root),
+            Some(json!({"type": "transit"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = leader
+        .call("POST", "transit/keys/k", Some(&c.root), Some(json!({})))
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    // The follower reads (and caches) version 1, then the leader rotates.
+    assert_eq!(latest_version(follower, &c.root).await, 1);
+    let (status, body) = leader
+        .call(
+            "POST",
+            "transit/keys/k/rotate",
+            Some(&c.root),
+            Some(json!({})),
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    assert_eq!(
+        latest_version(follower, &c.root).await,
+        2,
+        "the follower served a stale cached key"
+    );
+    // Deleting it on the leader removes it from the follower's view too.
+    let (status, _) = leader
+        .call(
+            "POST",
+            "transit/keys/k/config",
+            Some(&c.root),
+            Some(json!({"deletion_allowed": true})),
+        )
+        .await;
+    assert!(status == 200 || status == 204);
+    let (status, _) = leader
+        .call("DELETE", "transit/keys/k", Some(&c.root), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = follower
+        .call("GET", "transit/keys/k", Some(&c.root), None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+async fn latest_version(server: &common::Server, token: &str) -> i64 {
+    let (status, body) = server
+        .call("GET", "transit/keys/k", Some(token), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["latest_version"].as_i64().unwrap()
+}

@@ -412,6 +412,30 @@ fn invalidates_cache(key: &str) -> bool {
         || key.starts_with("core/audit")
 }
 
+/// Tell each engine which of its keys a replicated write changed (keys are
+/// `logical/<mount uuid>/<key>`; an empty key means everything may have).
+fn invalidate_engine_caches(node: &crate::node::Node, keys: &[String]) {
+    let Ok(unsealed) = node.unsealed() else {
+        return;
+    };
+    let mounts = unsealed.mounts.snapshot();
+    for key in keys {
+        if key.is_empty() {
+            for m in mounts.iter() {
+                m.engine.invalidate(&m.view, "");
+            }
+            continue;
+        }
+        let Some((uuid, rest)) = key.strip_prefix("logical/").and_then(|k| k.split_once('/'))
+        else {
+            continue;
+        };
+        if let Some(m) = mounts.iter().find(|m| m.entry.uuid == uuid) {
+            m.engine.invalidate(&m.view, rest);
+        }
+    }
+}
+
 /// Keep a follower's caches in step with the replicated log: when an applied
 /// entry changes the keyring, the mount table, a policy or the audit table (or
 /// a snapshot replaces everything), the node rebuilds its unsealed state. The
@@ -430,7 +454,11 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
             };
             // Secrets may have changed under a watcher (`sys/cairn/watch`).
             node.barrier().notify_changed();
-            if cluster.storage.is_leader() || !keys.iter().any(|k| invalidates_cache(k)) {
+            if cluster.storage.is_leader() {
+                continue;
+            }
+            invalidate_engine_caches(&node, &keys);
+            if !keys.iter().any(|k| invalidates_cache(k)) {
                 continue;
             }
             if let Err(e) = node.reload().await {

@@ -165,6 +165,12 @@ pub trait Engine: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// A key of this mount's storage (`key`, relative to `view`) changed
+    /// without passing through this engine: a write made on the Raft leader
+    /// was applied here. Forget whatever is cached about it; an empty `key`
+    /// means anything may have changed (a snapshot was installed).
+    fn invalidate(&self, _view: &View, _key: &str) {}
+
     /// Auth methods only: check the proof in a `login` request's body and say
     /// which token to issue. The caller has no token yet, so this runs before
     /// any ACL check; secrets engines keep the default refusal.

@@ -165,6 +165,14 @@ impl TransitEngine {
 
 #[async_trait]
 impl Engine for TransitEngine {
+    fn invalidate(&self, view: &View, key: &str) {
+        if key.is_empty() {
+            self.invalidate_all();
+        } else {
+            TransitEngine::invalidate(self, view.prefix(), key);
+        }
+    }
+
     async fn handle(&self, req: Request, view: &View) -> Result<Response, EngineError> {
         use Operation::*;
         let op = req.operation;
