@@ -386,6 +386,8 @@ def expiry_run(binary: Path, workdir: Path, pg: Postgres, args) -> dict:
     server, token, _audit = node(binary, workdir, "expiry", pg)
     try:
         ttl = args.ttl
+        if args.expiry_pool is not None:
+            configure_pg(server, token, pg, args.expiry_pool)
         must(server.port, "POST", "/v1/database/roles/expiry",
              {"db_name": "pg", "creation_statements": [CREATE_CHEAP], "default_ttl": f"{ttl}s", "max_ttl": f"{ttl}s"},
              token)
@@ -627,7 +629,8 @@ def build_table(runs: list[dict], meta: dict) -> str:
         *exp_rows,
         "",
         f"{meta['clients']} client threads create {meta['leases']:,} credentials (role with `CREATE ROLE \"{{{{name}}}}\"`, no "
-        f"password, `default_ttl` = `max_ttl` = {meta['ttl']} s; the default revocation statements) as fast as the server "
+        f"password, `default_ttl` = `max_ttl` = {meta['ttl']} s; the default revocation statements; "
+        f"`max_open_connections` {meta.get('expiry_pool') or '4 (default)'}) as fast as the server "
         "answers; the leases expire as they were created, while creation goes on. PostgreSQL logs every DDL statement with "
         "a millisecond timestamp (`log_statement = ddl`): a lease's expiry is taken as its `CREATE ROLE` time + TTL (the lease "
         "is issued after that, so this over-states the delay by the commit and the lease write), its revocation as the time "
@@ -646,7 +649,9 @@ def build_table(runs: list[dict], meta: dict) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--binary", type=Path, required=True)
+    p.add_argument("--binary", type=Path, help="the cairn binary to measure")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite results/issue-4.md from results/issue-4.json (no measurement)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=10, help="seconds of each measured wrk / pgbench run")
     p.add_argument("--warmup", type=float, default=1, help="seconds of wrk before each measured run (0: none)")
@@ -655,6 +660,8 @@ def main() -> int:
     p.add_argument("--leases", type=int, default=10000)
     p.add_argument("--ttl", type=int, default=5, help="TTL of the expiry figure's leases, seconds")
     p.add_argument("--clients", type=int, default=32, help="client threads creating the expiry figure's leases")
+    p.add_argument("--expiry-pool", type=int, default=None,
+                   help="max_open_connections for the expiry figure (default: the engine's default, 4)")
     p.add_argument("--drain-timeout", type=float, default=120, help="seconds after the last expiry to wait for revocations")
     p.add_argument("--settle", type=float, default=1.0, help="idle seconds before reading RSS")
     p.add_argument("--skip", action="append", default=[], choices=["db", "expiry"], help="leave out a part (repeatable)")
@@ -662,6 +669,14 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp dirs (server, audit and PostgreSQL logs)")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results")
     args = p.parse_args()
+    if args.render:
+        recorded = json.loads((args.out / "issue-4.json").read_text())
+        table = build_table(recorded["runs"], recorded["meta"])
+        (args.out / "issue-4.md").write_text(table)
+        print(table)
+        return 0
+    if args.binary is None:
+        raise BenchError("--binary is required")
     args.binary = args.binary.resolve()
     if not args.binary.is_file():
         raise BenchError(f"no binary at {args.binary}")
@@ -671,7 +686,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="cairn-bench-", dir=args.workdir))
     a = SimpleNamespace(**{**vars(args), "connections": 32})
     meta = cb.machine_meta(a, workdir)
-    meta.update(batch=args.batch, leases=args.leases, ttl=args.ttl, clients=args.clients)
+    meta.update(batch=args.batch, leases=args.leases, ttl=args.ttl, clients=args.clients,
+                expiry_pool=args.expiry_pool)
     pv = subprocess.run([str(pg_bin() / "postgres"), "--version"], capture_output=True, text=True).stdout
     mv = re.search(r"\) (\d+(?:\.\d+)*)", pv)
     meta["pg_version"] = mv.group(1) if mv else "?"
