@@ -56,6 +56,12 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    let core_bin = common::cairn_bin().display().to_string();
+    let core_profile = if core_bin.contains("/release/") { "release" } else { "debug" };
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let core = Core::start(dir.path()).await;
@@ -185,8 +191,9 @@ async fn main() {
 
     let table = format!(
         "# Issue 6: CSI provider figures\n\n\
-         Machine: 2 shared CPU cores (other builds running); provider and core release builds, core `--dev` (memory storage), \
-         PostgreSQL local; {seconds} s of load. Produced by `bench/csi`.\n\n\
+         Machine: 2 shared CPU cores (load average {load} at the start: other builds running); provider release build; \
+         core `{core_bin}` ({core_profile} build) in `--dev` mode (memory storage); PostgreSQL local; {seconds} s of load. \
+         Produced by `bench/csi`.\n\n\
          | figure | value | target |\n|---|---|---|\n\
          | Mount of 10 KV objects, 8 concurrent callers: p50 | {:.2} ms | |\n\
          | Mount of 10 KV objects, 8 concurrent callers: p99 | {:.2} ms | ≤ 10 ms |\n\

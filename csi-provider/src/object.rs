@@ -316,6 +316,16 @@ mod tests {
     }
 
     #[test]
+    fn yaml_leading_zero_modes_are_octal_or_refused() {
+        // `0400` is octal in YAML 1.1 (Vault's examples) and decimal in 1.2:
+        // it must never silently become mode 400 (0o620).
+        match parse_objects("- {fileName: a, path: p, mode: 0400}") {
+            Ok(objects) => assert_eq!(objects[0].mode, Some(0o400)),
+            Err(e) => assert!(e.to_string().contains("mode"), "{e}"),
+        }
+    }
+
+    #[test]
     fn encodings_decode() {
         assert_eq!(Encoding::Base64.decode(b"aGk=\n").unwrap(), b"hi");
         assert_eq!(Encoding::Hex.decode(b"6869").unwrap(), b"hi");
