@@ -90,7 +90,8 @@ def wait_until(what: str, predicate, deadline_s: float = START_DEADLINE_S, every
             got = predicate()
         except (ConnectionError, OSError, http.client.HTTPException):
             got = None
-        if got:
+        # Index 0 is an answer: only None and False mean "not yet".
+        if got is not None and got is not False:
             return got
         if time.monotonic() > end:
             raise BenchError(f"timed out after {deadline_s:g}s waiting for {what}")
