@@ -628,7 +628,8 @@ def build_table(runs: list[dict], failovers: list[dict], meta: dict) -> str:
         f"wrk `-t2 -c<clients> -d{core.wrk_seconds(meta['duration'])}s` (`-t1` for 1 client) after a "
         f"{meta['warmup']:g} s warm-up, against the leader's plaintext HTTP API; client and all six servers share "
         f"the same {meta['cpus']} cores. 1-min load average before the measured runs: median "
-        f"{meta['loadavg_runs_median']:.1f} (anything well above {meta['cpus']} means other work shared the cores).",
+        f"{meta['loadavg_runs_median']:.1f} (anything well above {meta['cpus']} means other work shared the cores"
+        f"{': it did here, so absolute figures are pessimistic and the Cairn / etcd ratio, measured in the same conditions run by run, is the steadier figure' if meta['loadavg_runs_median'] > 1.5 * meta['cpus'] else ''}).",
         "",
         *rows,
         "",
