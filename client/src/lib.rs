@@ -14,6 +14,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod agent_config;
 mod audit;
 mod auth_kubernetes;
 mod client;
