@@ -67,6 +67,7 @@ pub async fn watch_loop(
                         }
                     }
                     _ => {
+                        state.metrics.core_error();
                         tracing::debug!(path = %path, error = %e, "watch failed; retrying");
                     }
                 }

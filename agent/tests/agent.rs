@@ -41,8 +41,9 @@ async fn renders_kv_files_and_follows_changes_within_a_second() {
         false,
     );
     let mut agent = AgentProcess::sidecar(&world, &config);
-    assert_eq!(agent.get("/healthz").await.0, 200);
     agent.wait_ready().await;
+    assert_eq!(agent.get("/healthz").await.0, 200);
+    assert_eq!(agent.get("/nope").await.0, 404);
 
     assert_eq!(
         world.file("db.env").unwrap(),
@@ -89,15 +90,14 @@ async fn renders_kv_files_and_follows_changes_within_a_second() {
             .core
             .put("team-a/db", json!({"user": "app", "password": value}))
             .await;
+        // Files are written in config order; the template is the last.
+        let url = format!("postgres://app:{value}@db/app\n");
         within(Duration::from_secs(1), "re-render after kv put", || {
-            world.file("password").as_deref() == Some(value.as_str())
+            world.file("conf/url").as_deref() == Some(url.as_str())
         })
         .await;
         slowest = slowest.max(put_at.elapsed());
-        assert_eq!(
-            world.file("conf/url").unwrap(),
-            format!("postgres://app:{value}@db/app\n")
-        );
+        assert_eq!(world.file("password").unwrap(), value);
     }
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
     assert!(agent.metric("cairn_agent_changes_total").await >= 5.0);
@@ -221,7 +221,11 @@ async fn keeps_files_while_the_core_is_down_and_recovers() {
     )
     .await;
     eprintln!("recovered {took:?} after the restart");
-    assert!(agent.metric("cairn_agent_changes_total").await >= 2.0);
+    let (_, metrics) = agent.get("/metrics").await;
+    assert!(
+        cairn_agent::metrics::sample(&metrics, "cairn_agent_core_errors_total").unwrap() >= 1.0,
+        "{metrics}"
+    );
     // And the stream works at full speed again.
     world
         .core
@@ -263,15 +267,20 @@ async fn renews_lease_and_token_then_logs_in_again_near_max_ttl() {
     pg.connect(&user, &password).await.unwrap();
 
     // Past the lease's and the token's first TTL, both were renewed in place.
-    tokio::time::sleep(Duration::from_millis(4300).saturating_sub(started.elapsed())).await;
-    assert!(
-        agent
-            .metric("cairn_agent_lease_renewals_total{result=\"success\"}")
-            .await
-            >= 2.0,
-        "{}",
-        agent.logs()
-    );
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while agent
+        .metric("cairn_agent_lease_renewals_total{result=\"success\"}")
+        .await
+        < 2.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no lease renewals: {}",
+            agent.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() > Duration::from_secs(3));
     assert!(
         agent
             .metric("cairn_agent_token_renewals_total{result=\"success\"}")
