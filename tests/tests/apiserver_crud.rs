@@ -189,7 +189,7 @@ async fn merge_json_and_apply_patches() {
 
     // Server-side apply creates, then owns exactly what it applied.
     let ssa = PatchParams::apply("cairn-operator");
-    let first = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"username": "u1", "password": "p1"}});
+    let first = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "data": {"username": "dTE=", "password": "cDE="}});
     let s = api
         .patch("creds", &ssa, &Patch::Apply(&first))
         .await
@@ -210,7 +210,7 @@ async fn merge_json_and_apply_patches() {
     assert_eq!(s.metadata.labels.unwrap()["team"], "a");
 
     // Re-applying without `password` removes it (owned only by the applier); `extra` stays.
-    let second = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "stringData": {"username": "u2"}});
+    let second = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"}, "data": {"username": "dTI="}});
     let s = api
         .patch("creds", &ssa, &Patch::Apply(&second))
         .await

@@ -6,6 +6,10 @@
 //! `force=true` (which takes the field over); a field the applier owned and no longer applies is
 //! removed unless another manager also owns it; plain updates (PUT, merge and JSON patches) take
 //! ownership of the leaves they change, as `operation: Update` entries.
+//!
+//! As in Kubernetes, a Secret's applied `stringData` is folded into `data` while ownership is
+//! recorded for the `stringData` keys, so dropping a key from an applied `stringData` does not
+//! remove it from `data`: appliers that need removal apply `data`.
 
 use std::collections::BTreeSet;
 
