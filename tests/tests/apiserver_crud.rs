@@ -349,3 +349,31 @@ async fn secret_validation_and_immutability() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn discovery_and_version_serve_kube_rs() {
+    let server = TestApiServer::start().await;
+    let client = server.client();
+    let version = client.apiserver_version().await.unwrap();
+    assert_eq!(version.major, "1");
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let (ar, caps) = discovery
+        .resolve_gvk(&kube::api::GroupVersionKind::gvk(
+            "cairn.dev",
+            "v1alpha1",
+            "SecretPolicy",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "secretpolicies");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(caps.subresources.iter().any(|(s, _)| s.plural == "status"));
+    assert!(discovery.has_group("apps") && discovery.has_group("coordination.k8s.io"));
+    // Unknown paths answer a Kubernetes Status 404.
+    let resp = reqwest::get(format!("{}/apis/nope/v1/things", server.url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["reason"], "NotFound");
+}

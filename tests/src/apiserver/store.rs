@@ -67,6 +67,31 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+/// How an update is checked and stored.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateOptions {
+    /// Main resource or `/status`.
+    pub scope: Scope,
+    /// A missing `metadata.resourceVersion` is an error (PUT of a custom resource).
+    pub require_rv: bool,
+    /// Compute the result without storing it.
+    pub dry_run: bool,
+}
+
+impl UpdateOptions {
+    /// A stored write to `scope`, resourceVersion checked only when given.
+    pub fn to(scope: Scope) -> UpdateOptions {
+        UpdateOptions {
+            scope,
+            require_rv: false,
+            dry_run: false,
+        }
+    }
+}
+
+/// A history backlog and the live receiver of later events.
+pub type Subscription = (Vec<Arc<StoredEvent>>, broadcast::Receiver<Arc<StoredEvent>>);
+
 /// Result of a delete.
 #[derive(Debug)]
 pub enum Deleted {
@@ -272,10 +297,13 @@ impl Store {
         ns: Option<&str>,
         old: &Value,
         candidate: Value,
-        scope: Scope,
-        require_rv: bool,
-        dry_run: bool,
+        opts: UpdateOptions,
     ) -> Result<Value, ApiError> {
+        let UpdateOptions {
+            scope,
+            require_rv,
+            dry_run,
+        } = opts;
         let name = name_of(old).to_string();
         let given_rv = meta_str(&candidate, "resourceVersion")
             .filter(|s| !s.is_empty())
@@ -473,7 +501,7 @@ impl Store {
                     refs.retain(|r| r["uid"].as_str() != Some(uid.as_str()));
                 }
                 // The dependent is stored and unchanged but for the reference: this cannot fail.
-                let _ = self.update(rt, ns.as_deref(), &dep, new, Scope::Main, false, false);
+                let _ = self.update(rt, ns.as_deref(), &dep, new, UpdateOptions::to(Scope::Main));
             } else {
                 let _ = self.delete(rt, ns.as_deref(), &name, &DeleteOptions::default());
             }
@@ -491,15 +519,12 @@ impl Store {
         let old = self.get(rt, ns, name)?;
         let mut candidate = old.clone();
         candidate["status"] = status;
-        self.update(rt, ns, &old, candidate, Scope::Status, false, false)
+        self.update(rt, ns, &old, candidate, UpdateOptions::to(Scope::Status))
     }
 
     /// Subscribe to changes after `from`: the backlog of history events with rv > `from`, and
     /// the live receiver. `Err` (410) when `from` is older than the kept history.
-    pub fn watch_from(
-        &self,
-        from: u64,
-    ) -> Result<(Vec<Arc<StoredEvent>>, broadcast::Receiver<Arc<StoredEvent>>), ApiError> {
+    pub fn watch_from(&self, from: u64) -> Result<Subscription, ApiError> {
         if from < self.compacted {
             return Err(ApiError::gone(format!(
                 "too old resource version: {from} ({})",

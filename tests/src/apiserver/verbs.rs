@@ -14,7 +14,7 @@ use super::patch::{self, PatchKind};
 use super::resources::{Behaviour, ResourceType};
 use super::routes::Target;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{DeleteOptions, Deleted, Store};
+use super::store::{DeleteOptions, Deleted, Store, UpdateOptions};
 use super::{authn, rollout, watch, Shared};
 
 /// A resource request, decoded.
@@ -290,7 +290,17 @@ fn update(shared: &Shared, req: &Request<'_>, name: &str) -> Result<Answer, ApiE
         let old = store.get(rt, req.ns(), name)?;
         managed::track_update(rt, scope, &old, &mut obj, &req.manager());
         let require_rv = scope == Scope::Main && !rt.unconditional_update;
-        let new = store.update(rt, req.ns(), &old, obj, scope, require_rv, req.dry_run())?;
+        let new = store.update(
+            rt,
+            req.ns(),
+            &old,
+            obj,
+            UpdateOptions {
+                scope,
+                require_rv,
+                dry_run: req.dry_run(),
+            },
+        )?;
         (old, new)
     };
     if !req.dry_run() && rollout::starts_rollout(rt, Some(&old), &new) {
@@ -327,8 +337,17 @@ fn patch(shared: &Shared, req: &Request<'_>, name: &str) -> Result<Answer, ApiEr
             match current {
                 Ok(old) => {
                     let candidate = managed::apply(rt, scope, &old, &body, manager, force)?;
-                    let new =
-                        store.update(rt, req.ns(), &old, candidate, scope, false, req.dry_run())?;
+                    let new = store.update(
+                        rt,
+                        req.ns(),
+                        &old,
+                        candidate,
+                        UpdateOptions {
+                            scope,
+                            require_rv: false,
+                            dry_run: req.dry_run(),
+                        },
+                    )?;
                     (Some(old), new, StatusCode::OK)
                 }
                 Err(e) if e.code == 404 && scope == Scope::Main => {
@@ -345,7 +364,17 @@ fn patch(shared: &Shared, req: &Request<'_>, name: &str) -> Result<Answer, ApiEr
             let mut candidate = old.clone();
             patch::apply_patch(kind, &mut candidate, &body)?;
             managed::track_update(rt, scope, &old, &mut candidate, &req.manager());
-            let new = store.update(rt, req.ns(), &old, candidate, scope, false, req.dry_run())?;
+            let new = store.update(
+                rt,
+                req.ns(),
+                &old,
+                candidate,
+                UpdateOptions {
+                    scope,
+                    require_rv: false,
+                    dry_run: req.dry_run(),
+                },
+            )?;
             (Some(old), new, StatusCode::OK)
         }
     };
