@@ -1,5 +1,7 @@
 //! TokenRequest and TokenReview on the test API server, over kube-rs and over plain HTTP as the
 //! core's Kubernetes auth method calls it; and the request recorder checked against RBAC rules.
+// Helpers outside #[tokio::test] fns are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

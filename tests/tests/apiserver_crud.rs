@@ -1,4 +1,6 @@
 //! kube-rs typed calls against the test API server: create / get / list / patch / replace / delete.
+// Helpers outside #[tokio::test] fns are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

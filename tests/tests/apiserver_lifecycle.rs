@@ -1,5 +1,7 @@
 //! Finalizers and deletionTimestamp, the status subresource and generation, custom resources,
 //! simulated rollouts, and garbage collection on the test API server.
+// Helpers outside #[tokio::test] fns are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,4 +1,6 @@
 //! Watches, kube-runtime watchers / reflectors / controllers, and 410 Gone against the test API server.
+// Helpers outside #[tokio::test] fns are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,4 +1,6 @@
 //! The process helpers: a real `cairn server --dev` and a real PostgreSQL.
+// Helpers outside #[tokio::test] fns are test code too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use cairn_e2e::{CoreServer, Postgres};
 
