@@ -101,6 +101,7 @@ struct Draft {
 
 /// Read and validate every injection annotation.
 pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
+    let cairn_requested = optional_bool(annotations, "cairn.dev/inject")?.unwrap_or(false);
     let mut cairn_files: BTreeMap<String, Draft> = BTreeMap::new();
     let mut vault_files: BTreeMap<String, Draft> = BTreeMap::new();
     for (key, value) in annotations {
@@ -173,7 +174,6 @@ pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
         return Err(Deny::DuplicateFile(pair[0].to_owned()));
     }
 
-    let cairn_requested = optional_bool(annotations, "cairn.dev/inject")?.unwrap_or(false);
     Ok(InjectRequest {
         files,
         role: non_empty(annotations, &["cairn.dev/role", "vault.hashicorp.com/role"])?,

@@ -3,6 +3,8 @@
 //! re-mutated (idempotency), compared with the original (nothing of the app
 //! changed but its mounts) and validated against the Kubernetes schema.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use cairn_client::agent_config::{AgentConfig, AgentMode, FileFormat};

@@ -2,6 +2,8 @@
 //! injection, denial, skipping, malformed and oversized bodies, certificate
 //! rotation, and the probe / metrics port.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::path::Path;
