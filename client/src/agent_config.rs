@@ -379,7 +379,17 @@ mod tests {
 
     #[test]
     fn refuses_file_names_that_escape_the_directory() {
-        for bad in ["", "../x", "a/../b", "/etc/passwd", "a//b", "a b", ".", "x/", "ä"] {
+        for bad in [
+            "",
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "a//b",
+            "a b",
+            ".",
+            "x/",
+            "ä",
+        ] {
             let mut c = config();
             c.files[0].name = bad.into();
             assert_eq!(

@@ -84,7 +84,9 @@ fn start_injector(binary: &Path, dir: &Path) -> Result<(Killed, String, String, 
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref() {
         let line = line?;
-        let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
         if v["message"] == "listening" {
             let addr = v["addr"].as_str().unwrap_or_default().to_owned();
             match v["listener"].as_str() {
@@ -196,7 +198,9 @@ async fn main() -> Result<()> {
     });
     let body = Arc::new(serde_json::to_vec(&review)?);
     let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())?;
-    let reused = reqwest::Client::builder().add_root_certificate(ca.clone()).build()?;
+    let reused = reqwest::Client::builder()
+        .add_root_certificate(ca.clone())
+        .build()?;
     let fresh = reqwest::Client::builder()
         .add_root_certificate(ca)
         .pool_max_idle_per_host(0)
@@ -204,10 +208,29 @@ async fn main() -> Result<()> {
     // Warm-up: connections, allocator, page cache.
     run("warm-up", reused.clone(), &url, body.clone(), o.rate, 2).await?;
     let rows = vec![
-        run("keep-alive connections", reused, &url, body.clone(), o.rate, o.seconds).await?,
-        run("new TLS connection per review", fresh, &url, body.clone(), o.rate, o.seconds).await?,
+        run(
+            "keep-alive connections",
+            reused,
+            &url,
+            body.clone(),
+            o.rate,
+            o.seconds,
+        )
+        .await?,
+        run(
+            "new TLS connection per review",
+            fresh,
+            &url,
+            body.clone(),
+            o.rate,
+            o.seconds,
+        )
+        .await?,
     ];
-    let metrics = reqwest::get(format!("http://{http}/metrics")).await?.text().await?;
+    let metrics = reqwest::get(format!("http://{http}/metrics"))
+        .await?
+        .text()
+        .await?;
     let server_mean = {
         let get = |name: &str| {
             metrics
@@ -225,25 +248,37 @@ async fn main() -> Result<()> {
         }
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mut md = String::new();
     md.push_str("# Issue 7: admission latency of cairn-injector\n\n");
     md.push_str(&format!(
         "{} reviews/s for {} s per row (open loop), one `AdmissionReview` of a Deployment's pod \
-         ({} bytes, injected: the answer carries a JSONPatch), HTTPS to a release build on \
+         ({} bytes, injected: the answer carries a JSONPatch), HTTPS to `{}` on \
          127.0.0.1; client and server share the machine ({cpus} CPUs, load average {}). \
          Latency is measured by the client, from send to the full answer.\n\n",
         o.rate,
         o.seconds,
         body.len(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        o.injector.display(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
     ));
     md.push_str("| scenario | reviews | answered with a patch | rate achieved | p50 | p99 | max | target p99 |\n");
     md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in &rows {
         md.push_str(&format!(
             "| {} | {} | {} | {:.1}/s | {} | {} | {} | ≤ 5 ms |\n",
-            r.scenario, r.sent, r.ok, r.achieved_rate, ms(r.p50), ms(r.p99), ms(r.max)
+            r.scenario,
+            r.sent,
+            r.ok,
+            r.achieved_rate,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max)
         ));
     }
     md.push_str(&format!(

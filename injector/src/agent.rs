@@ -42,12 +42,16 @@ pub struct AgentNames {
 
 /// The directory of [`TOKEN_FILE`], where the token volume is mounted.
 pub fn token_dir() -> &'static str {
-    TOKEN_FILE.rsplit_once('/').map_or(TOKEN_FILE, |(dir, _)| dir)
+    TOKEN_FILE
+        .rsplit_once('/')
+        .map_or(TOKEN_FILE, |(dir, _)| dir)
 }
 
 /// The file name of [`TOKEN_FILE`] inside the token volume.
 fn token_file_name() -> &'static str {
-    TOKEN_FILE.rsplit_once('/').map_or(TOKEN_FILE, |(_, name)| name)
+    TOKEN_FILE
+        .rsplit_once('/')
+        .map_or(TOKEN_FILE, |(_, name)| name)
 }
 
 /// The pod volumes the agent needs.

@@ -72,6 +72,10 @@ pub struct InjectRequest {
 }
 
 type Annotations = BTreeMap<String, String>;
+/// An annotation's key and value.
+type Slot = Option<(String, String)>;
+/// Where a per-file annotation goes in its [`Draft`].
+type Field = fn(&mut Draft) -> &mut Slot;
 
 /// Whether the pod asks for injection (`cairn.dev/inject` or
 /// `vault.hashicorp.com/agent-inject` is true).
@@ -101,19 +105,23 @@ struct Draft {
 
 /// Read and validate every injection annotation.
 pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
+    let cairn_requested = optional_bool(annotations, "cairn.dev/inject")?.unwrap_or(false);
     let mut cairn_files: BTreeMap<String, Draft> = BTreeMap::new();
     let mut vault_files: BTreeMap<String, Draft> = BTreeMap::new();
     for (key, value) in annotations {
         let entry = |files: &mut BTreeMap<String, Draft>, id: &str| -> Result<(), Deny> {
             if id.is_empty() {
-                return Err(Deny::annotation(key, "the file name after the prefix is empty"));
+                return Err(Deny::annotation(
+                    key,
+                    "the file name after the prefix is empty",
+                ));
             }
             files.entry(id.to_owned()).or_default();
             Ok(())
         };
         let slot = (key.clone(), value.clone());
         if let Some(name) = key.strip_prefix(CAIRN_PREFIX) {
-            let fields: [(&str, fn(&mut Draft) -> &mut Option<(String, String)>); 6] = [
+            let fields: [(&str, Field); 6] = [
                 ("secret-", |d| &mut d.secret),
                 ("key-", |d| &mut d.key),
                 ("template-", |d| &mut d.template),
@@ -139,7 +147,7 @@ pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
                     format!("{VAULT_PREFIX}{bad}* is not supported by the Cairn agent"),
                 ));
             }
-            let fields: [(&str, fn(&mut Draft) -> &mut Option<(String, String)>); 5] = [
+            let fields: [(&str, Field); 5] = [
                 ("agent-inject-secret-", |d| &mut d.secret),
                 ("agent-inject-template-", |d| &mut d.template),
                 ("agent-inject-file-", |d| &mut d.file),
@@ -173,7 +181,6 @@ pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
         return Err(Deny::DuplicateFile(pair[0].to_owned()));
     }
 
-    let cairn_requested = optional_bool(annotations, "cairn.dev/inject")?.unwrap_or(false);
     Ok(InjectRequest {
         files,
         role: non_empty(annotations, &["cairn.dev/role", "vault.hashicorp.com/role"])?,
@@ -182,7 +189,10 @@ pub fn parse(annotations: &Annotations) -> Result<InjectRequest, Deny> {
         containers: containers(annotations)?,
         auth_mount: auth_mount(annotations)?,
         revoke_on_shutdown: optional_bool(annotations, "cairn.dev/revoke-on-shutdown")?
-            .or(optional_bool(annotations, "vault.hashicorp.com/agent-revoke-on-shutdown")?)
+            .or(optional_bool(
+                annotations,
+                "vault.hashicorp.com/agent-revoke-on-shutdown",
+            )?)
             .unwrap_or(false),
         app_mount_path: app_mount_path(annotations, cairn_requested)?,
     })
@@ -216,14 +226,29 @@ fn cairn_file(id: &str, mut d: Draft) -> Result<FileSpec, Deny> {
         None => FileFormat::Json,
     };
     if let (Some((k, _)), Some(_)) = (&d.key, &template) {
-        return Err(Deny::annotation(k, "a file has either a key or a template, not both"));
+        return Err(Deny::annotation(
+            k,
+            "a file has either a key or a template, not both",
+        ));
     }
-    finish(id.to_owned(), secret_key, path, d.key.map(|k| k.1), template, format, d.mode, d.command)
+    finish(
+        id.to_owned(),
+        secret_key,
+        path,
+        d.key.map(|k| k.1),
+        template,
+        format,
+        d.mode,
+        d.command,
+    )
 }
 
 fn vault_file(id: &str, mut d: Draft) -> Result<FileSpec, Deny> {
     let Some((secret_key, mut path)) = d.secret.take() else {
-        return Err(orphan(&d, &format!("vault.hashicorp.com/agent-inject-secret-{id}")));
+        return Err(orphan(
+            &d,
+            &format!("vault.hashicorp.com/agent-inject-secret-{id}"),
+        ));
     };
     let name = match &d.file {
         Some((k, v)) => {
@@ -252,7 +277,16 @@ fn vault_file(id: &str, mut d: Draft) -> Result<FileSpec, Deny> {
         }
         None => None,
     };
-    finish(name, secret_key, path, None, template, FileFormat::Json, d.mode, d.command)
+    finish(
+        name,
+        secret_key,
+        path,
+        None,
+        template,
+        FileFormat::Json,
+        d.mode,
+        d.command,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,7 +306,10 @@ fn finish(
     }
     let mode = match mode {
         Some((k, v)) => parse_mode(&v).ok_or_else(|| {
-            Deny::annotation(k, "expected an octal file mode between 0000 and 0777, e.g. 0440")
+            Deny::annotation(
+                k,
+                "expected an octal file mode between 0000 and 0777, e.g. 0440",
+            )
         })?,
         None => DEFAULT_FILE_MODE,
     };
@@ -349,7 +386,10 @@ fn mode(annotations: &Annotations) -> Result<AgentMode, Deny> {
     match annotations.get("cairn.dev/mode").map(|v| v.trim()) {
         Some("sidecar") => Ok(AgentMode::Sidecar),
         Some("init-only") => Ok(AgentMode::InitOnly),
-        Some(_) => Err(Deny::annotation("cairn.dev/mode", "expected sidecar or init-only")),
+        Some(_) => Err(Deny::annotation(
+            "cairn.dev/mode",
+            "expected sidecar or init-only",
+        )),
         None => match optional_bool(annotations, "vault.hashicorp.com/agent-pre-populate-only")? {
             Some(true) => Ok(AgentMode::InitOnly),
             _ => Ok(AgentMode::Sidecar),
@@ -358,7 +398,10 @@ fn mode(annotations: &Annotations) -> Result<AgentMode, Deny> {
 }
 
 fn containers(annotations: &Annotations) -> Result<Option<(String, Vec<String>)>, Deny> {
-    for key in ["cairn.dev/containers", "vault.hashicorp.com/agent-inject-containers"] {
+    for key in [
+        "cairn.dev/containers",
+        "vault.hashicorp.com/agent-inject-containers",
+    ] {
         if let Some(v) = annotations.get(key) {
             let names: Vec<String> = v
                 .split(',')
@@ -383,7 +426,10 @@ fn auth_mount(annotations: &Annotations) -> Result<Option<String>, Deny> {
         (Some(v), _) => ("cairn.dev/auth-mount", v.trim()),
         (None, Some(v)) => {
             let v = v.trim().trim_matches('/');
-            ("vault.hashicorp.com/auth-path", v.strip_prefix("auth/").unwrap_or(v))
+            (
+                "vault.hashicorp.com/auth-path",
+                v.strip_prefix("auth/").unwrap_or(v),
+            )
         }
         (None, None) => return Ok(None),
     };
@@ -405,7 +451,9 @@ fn app_mount_path(annotations: &Annotations, cairn_requested: bool) -> Result<St
             if p.starts_with('/')
                 && p.len() > 1
                 && !p.contains(':')
-                && p.split('/').skip(1).all(|s| !s.is_empty() && s != "." && s != "..") =>
+                && p.split('/')
+                    .skip(1)
+                    .all(|s| !s.is_empty() && s != "." && s != "..") =>
         {
             Ok(p.to_owned())
         }
@@ -441,7 +489,10 @@ mod tests {
         assert_eq!(r.app_mount_path, OUTPUT_DIR);
         assert_eq!(r.files.len(), 2);
         assert_eq!(r.files[0].name, "db.env");
-        assert_eq!((r.files[0].format, r.files[0].mode), (FileFormat::Env, 0o440));
+        assert_eq!(
+            (r.files[0].format, r.files[0].mode),
+            (FileFormat::Env, 0o440)
+        );
         assert_eq!(r.files[1].key.as_deref(), Some("token"));
         assert_eq!(r.files[1].command.as_deref(), Some("kill -HUP 1"));
     }
@@ -453,7 +504,10 @@ mod tests {
             ("vault.hashicorp.com/role", "web"),
             ("vault.hashicorp.com/agent-pre-populate-only", "true"),
             ("vault.hashicorp.com/auth-path", "auth/k8s-east"),
-            ("vault.hashicorp.com/agent-inject-secret-db", "secret/data/web/db"),
+            (
+                "vault.hashicorp.com/agent-inject-secret-db",
+                "secret/data/web/db",
+            ),
             (
                 "vault.hashicorp.com/agent-inject-template-db",
                 r#"{{ with secret "secret/data/web/db2" }}{{ .Data.data.pw }}{{ end }}"#,
@@ -467,7 +521,10 @@ mod tests {
         assert_eq!(r.auth_mount.as_deref(), Some("k8s-east"));
         assert_eq!(r.app_mount_path, VAULT_SECRETS_PATH);
         let f = &r.files[0];
-        assert_eq!((f.name.as_str(), f.path.as_str(), f.mode), ("conf/db.txt", "secret/data/web/db2", 0o400));
+        assert_eq!(
+            (f.name.as_str(), f.path.as_str(), f.mode),
+            ("conf/db.txt", "secret/data/web/db2", 0o400)
+        );
         assert_eq!(f.template.as_deref(), Some(r#"{{ secret["data"]["pw"] }}"#));
     }
 
@@ -515,7 +572,10 @@ mod tests {
         assert!(injection_requested(&ann(&[("vault.hashicorp.com/agent-inject", "yes")])).unwrap());
         assert!(!injection_requested(&ann(&[("cairn.dev/inject", "false")])).unwrap());
         assert!(!injection_requested(&ann(&[])).unwrap());
-        assert!(already_injected(&ann(&[(STATUS_ANNOTATION, STATUS_INJECTED)])));
+        assert!(already_injected(&ann(&[(
+            STATUS_ANNOTATION,
+            STATUS_INJECTED
+        )])));
         assert!(!already_injected(&ann(&[(STATUS_ANNOTATION, "pending")])));
     }
 

@@ -20,10 +20,18 @@ pub struct Args {
     #[arg(long, env = "CAIRN_INJECTOR_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
     /// PEM certificate chain of the webhook, reloaded when the file changes.
-    #[arg(long, env = "CAIRN_INJECTOR_TLS_CERT", default_value = "/etc/cairn/tls/tls.crt")]
+    #[arg(
+        long,
+        env = "CAIRN_INJECTOR_TLS_CERT",
+        default_value = "/etc/cairn/tls/tls.crt"
+    )]
     pub tls_cert: PathBuf,
     /// PEM private key of the webhook, reloaded when the file changes.
-    #[arg(long, env = "CAIRN_INJECTOR_TLS_KEY", default_value = "/etc/cairn/tls/tls.key")]
+    #[arg(
+        long,
+        env = "CAIRN_INJECTOR_TLS_KEY",
+        default_value = "/etc/cairn/tls/tls.key"
+    )]
     pub tls_key: PathBuf,
     /// The `cairn-agent` image added to pods.
     #[arg(long, env = "CAIRN_AGENT_IMAGE")]
@@ -93,7 +101,10 @@ impl Args {
     pub fn config(&self) -> Result<Config, StartError> {
         let agent_image = self.agent_image.trim();
         if agent_image.is_empty() {
-            return Err(StartError::Arg { flag: "agent-image", reason: "empty" });
+            return Err(StartError::Arg {
+                flag: "agent-image",
+                reason: "empty",
+            });
         }
         let addr = self.cairn_addr.trim();
         if !(addr.starts_with("https://") || addr.starts_with("http://")) {
@@ -103,12 +114,18 @@ impl Args {
             });
         }
         let mut config = Config::new(agent_image, addr);
-        config.ca_configmap = self.cairn_ca_configmap.clone().filter(|c| !c.trim().is_empty());
+        config.ca_configmap = self
+            .cairn_ca_configmap
+            .clone()
+            .filter(|c| !c.trim().is_empty());
         config.own_namespace = self.own_namespace.clone().filter(|n| !n.trim().is_empty());
         config.native_sidecar = self.native_sidecar;
         config.auth_mount = self.auth_mount.trim().trim_matches('/').to_owned();
         if config.auth_mount.is_empty() {
-            return Err(StartError::Arg { flag: "auth-mount", reason: "empty" });
+            return Err(StartError::Arg {
+                flag: "auth-mount",
+                reason: "empty",
+            });
         }
         Ok(config)
     }
@@ -149,14 +166,22 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let state = Arc::new(AppState { config, metrics: metrics.clone() });
+    let state = Arc::new(AppState {
+        config,
+        metrics: metrics.clone(),
+    });
     let webhook_task = tokio::spawn(server::serve(
         webhook,
         Some(acceptor),
         server::webhook_router(state),
         stopped(),
     ));
-    let http_task = tokio::spawn(server::serve(http, None, server::http_router(metrics), stopped()));
+    let http_task = tokio::spawn(server::serve(
+        http,
+        None,
+        server::http_router(metrics),
+        stopped(),
+    ));
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);

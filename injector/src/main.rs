@@ -4,13 +4,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cairn_injector::cli::{run, Args, LogFormat};
+use clap::Parser;
 
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(format!("{level},h2=warn,hyper=warn,rustls=warn"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -35,7 +38,10 @@ async fn shutdown_signal() {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_level, args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "failed to start the async runtime");

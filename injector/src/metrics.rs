@@ -146,9 +146,21 @@ mod tests {
         m.admission(Outcome::Denied, Duration::from_micros(300));
         m.reload(ReloadResult::Ok);
         let text = m.render();
-        assert!(text.contains("cairn_injector_admissions_total{outcome=\"injected\"} 1"), "{text}");
-        assert!(text.contains("cairn_injector_admissions_total{outcome=\"denied\"} 1"), "{text}");
-        assert!(text.contains("cairn_injector_admission_duration_seconds_count 2"), "{text}");
-        assert!(text.contains("cairn_injector_tls_reloads_total{result=\"ok\"} 1"), "{text}");
+        assert!(
+            text.contains("cairn_injector_admissions_total{outcome=\"injected\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_injector_admissions_total{outcome=\"denied\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_injector_admission_duration_seconds_count 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_injector_tls_reloads_total{result=\"ok\"} 1"),
+            "{text}"
+        );
     }
 }

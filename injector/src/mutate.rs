@@ -7,9 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_client::agent_config::{
-    AgentConfig, AgentMode, OUTPUT_DIR, SCHEMA_VERSION, TOKEN_FILE,
-};
+use cairn_client::agent_config::{AgentConfig, AgentMode, OUTPUT_DIR, SCHEMA_VERSION, TOKEN_FILE};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
@@ -94,7 +92,12 @@ pub fn mutate(pod: &Pod, config: &Config) -> Result<Option<Patch>, Deny> {
         let mount = agent::app_mount(&names, &request.app_mount_path);
         let idx = index.to_string();
         let base = ["spec", *list, idx.as_str(), "volumeMounts"];
-        append_all(&mut ops, &base, container.volume_mounts.is_some(), vec![mount]);
+        append_all(
+            &mut ops,
+            &base,
+            container.volume_mounts.is_some(),
+            vec![mount],
+        );
     }
     let (first, sidecar) = match (request.mode, native) {
         (AgentMode::InitOnly, _) => (AgentRole::Init, None),
@@ -139,7 +142,10 @@ fn append_all(ops: &mut Vec<PatchOperation>, path: &[&str], exists: bool, values
 }
 
 fn all_containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
-    spec.init_containers.iter().flatten().chain(spec.containers.iter())
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
 }
 
 /// The app containers that get the secrets: `(list, index, container)`.
@@ -153,7 +159,12 @@ fn targets<'a>(
         .flatten()
         .enumerate()
         .map(|(i, c)| ("initContainers", i, c))
-        .chain(spec.containers.iter().enumerate().map(|(i, c)| ("containers", i, c)));
+        .chain(
+            spec.containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| ("containers", i, c)),
+        );
     let targets: Vec<_> = match &request.containers {
         None => indexed.collect(),
         Some((annotation, wanted)) => {

@@ -74,31 +74,38 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn mutate_handler(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let body = match tokio::time::timeout(
-        READ_TIMEOUT,
-        to_bytes(request.into_body(), MAX_BODY_BYTES),
-    )
-    .await
-    {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) => {
-            let too_large = std::iter::successors(
-                Some(&e as &(dyn std::error::Error + 'static)),
-                |e| e.source(),
-            )
-            .any(|e| e.is::<http_body_util::LengthLimitError>());
-            state.metrics.admission(Outcome::Invalid, Duration::ZERO);
-            return if too_large {
-                error(StatusCode::PAYLOAD_TOO_LARGE, "the review is larger than 3 MiB")
-            } else {
-                error(StatusCode::BAD_REQUEST, "the request body could not be read")
-            };
-        }
-        Err(_) => {
-            state.metrics.admission(Outcome::Invalid, Duration::ZERO);
-            return error(StatusCode::REQUEST_TIMEOUT, "the request body did not arrive in time");
-        }
-    };
+    let body =
+        match tokio::time::timeout(READ_TIMEOUT, to_bytes(request.into_body(), MAX_BODY_BYTES))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                let too_large =
+                    std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                        e.source()
+                    })
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
+                state.metrics.admission(Outcome::Invalid, Duration::ZERO);
+                return if too_large {
+                    error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the review is larger than 3 MiB",
+                    )
+                } else {
+                    error(
+                        StatusCode::BAD_REQUEST,
+                        "the request body could not be read",
+                    )
+                };
+            }
+            Err(_) => {
+                state.metrics.admission(Outcome::Invalid, Duration::ZERO);
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time",
+                );
+            }
+        };
     let start = Instant::now();
     let result = review(&body, &state.config);
     match result {

@@ -51,9 +51,16 @@ enum Dot {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Block {
-    With { dot_before: Dot, binds: Option<String> },
-    Range { dot_before: Dot },
-    If { has_else: bool },
+    With {
+        dot_before: Dot,
+        binds: Option<String>,
+    },
+    Range {
+        dot_before: Dot,
+    },
+    If {
+        has_else: bool,
+    },
 }
 
 /// Translate a Go template into minijinja, or say why it cannot be.
@@ -82,7 +89,10 @@ pub fn translate(source: &str) -> Result<Translated, Untranslatable> {
         };
         let (trim_left, body_start) = match after_open.strip_prefix("- ") {
             Some(b) => (true, b),
-            None => match after_open.strip_prefix("-\n").or(after_open.strip_prefix("-\t")) {
+            None => match after_open
+                .strip_prefix("-\n")
+                .or(after_open.strip_prefix("-\t"))
+            {
                 Some(b) => (true, b),
                 None => (false, after_open),
             },
@@ -104,7 +114,10 @@ pub fn translate(source: &str) -> Result<Translated, Untranslatable> {
         rest = &body_start[close + 2..];
     }
     if let Some(open) = t.blocks.last() {
-        return fail(format!("a {} block is never closed with {{{{ end }}}}", block_name(open)));
+        return fail(format!(
+            "a {} block is never closed with {{{{ end }}}}",
+            block_name(open)
+        ));
     }
     Ok(Translated {
         template: t.out,
@@ -228,7 +241,9 @@ impl Translator {
             {
                 fail(format!("'{word}' is not supported"))
             }
-            Some(Token::Var(_, path)) if path.is_empty() && tokens.get(1) == Some(&Token::Declare) => {
+            Some(Token::Var(_, path))
+                if path.is_empty() && tokens.get(1) == Some(&Token::Declare) =>
+            {
                 fail("variable declarations ($x := ...) are not supported")
             }
             Some(_) => {
@@ -250,7 +265,9 @@ impl Translator {
         let path = match rest {
             [Token::Ident(f), Token::Str(p)] if f == "secret" => p.clone(),
             [Token::Ident(f), Token::Str(_), ..] if f == "secret" => {
-                return fail("'secret' with write parameters (PKI issue and similar) is not supported")
+                return fail(
+                    "'secret' with write parameters (PKI issue and similar) is not supported",
+                )
             }
             _ => return fail("'with' is supported only as: with secret \"PATH\""),
         };
@@ -274,7 +291,8 @@ impl Translator {
     }
 
     fn range(&mut self, tokens: &[Token]) -> Result<(), Untranslatable> {
-        let [Token::Var(k, kp), Token::Comma, Token::Var(v, vp), Token::Declare, rest @ ..] = tokens
+        let [Token::Var(k, kp), Token::Comma, Token::Var(v, vp), Token::Declare, rest @ ..] =
+            tokens
         else {
             return fail("'range' is supported only as: range $key, $value := EXPR");
         };
@@ -308,7 +326,8 @@ impl Translator {
             }
             Some(Block::Range { dot_before }) => {
                 self.dot = dot_before;
-                self.range_vars.truncate(self.range_vars.len().saturating_sub(2));
+                self.range_vars
+                    .truncate(self.range_vars.len().saturating_sub(2));
                 self.out.push_str("{% endfor %}");
             }
             Some(Block::If { .. }) => self.out.push_str("{% endif %}"),
@@ -383,7 +402,9 @@ impl Translator {
         match token {
             Token::Field(path) => match self.dot {
                 Dot::Secret => secret_fields(path),
-                Dot::None => fail("fields like .Data are available only inside: with secret \"PATH\""),
+                Dot::None => {
+                    fail("fields like .Data are available only inside: with secret \"PATH\"")
+                }
                 Dot::Element => fail("'.' inside range: use the range variables ($key, $value)"),
             },
             Token::Var(name, path) if self.secret_vars.contains(name) => secret_fields(path),
@@ -568,7 +589,9 @@ postgres://{{ .Data.data.username }}:{{ .Data.data.password }}@db:5432/app
 
     #[test]
     fn translates_dynamic_credentials_and_lease_fields() {
-        let t = ok(r#"{{ with secret "database/creds/app" }}{{ .Data.username }} {{ .LeaseID }} {{ .LeaseDuration }}{{ end }}"#);
+        let t = ok(
+            r#"{{ with secret "database/creds/app" }}{{ .Data.username }} {{ .LeaseID }} {{ .LeaseDuration }}{{ end }}"#,
+        );
         let out = render(&t, serde_json::json!({"username": "v-app-1"}));
         assert_eq!(out, "v-app-1 db/creds/x/1 3600");
     }
@@ -583,7 +606,10 @@ postgres://{{ .Data.data.username }}:{{ .Data.data.password }}@db:5432/app
         let secret = serde_json::json!({"data": {"a": "1", "api-key": "k", "flag": "x",
             "name": "n", "obj": {"z": 1}}});
         let out = render(&t, secret);
-        assert!(out.starts_with("export a=\"1\"\nexport api-key=\"k\"\n"), "{out}");
+        assert!(
+            out.starts_with("export a=\"1\"\nexport api-key=\"k\"\n"),
+            "{out}"
+        );
         assert!(out.ends_with("aw==\non {\"z\":1} N"), "{out}");
     }
 
@@ -602,14 +628,29 @@ postgres://{{ .Data.data.username }}:{{ .Data.data.password }}@db:5432/app
     #[test]
     fn refuses_what_the_agent_cannot_render() {
         for (src, needle) in [
-            (r#"{{ with secret "a" }}{{ end }}{{ with secret "b" }}{{ end }}"#, "two secrets"),
-            (r#"{{ with secret "pki/issue/x" "common_name=a" }}{{ end }}"#, "PKI"),
+            (
+                r#"{{ with secret "a" }}{{ end }}{{ with secret "b" }}{{ end }}"#,
+                "two secrets",
+            ),
+            (
+                r#"{{ with secret "pki/issue/x" "common_name=a" }}{{ end }}"#,
+                "PKI",
+            ),
             (r#"{{ range secrets "kv/" }}{{ . }}{{ end }}"#, "range"),
-            (r#"{{ with secret "a" }}{{ .Data.x | sprig_thing }}{{ end }}"#, "sprig_thing"),
+            (
+                r#"{{ with secret "a" }}{{ .Data.x | sprig_thing }}{{ end }}"#,
+                "sprig_thing",
+            ),
             (r#"{{ .Data.data.x }}"#, "inside: with secret"),
             (r#"{{ with secret "a" }}{{ .Data.x }}"#, "never closed"),
-            (r#"{{ with secret "a" }}{{ printf "%s" .Data.x }}{{ end }}"#, "printf"),
-            (r#"{{ with secret "a" }}{{ (index .Data "x") }}{{ end }}"#, "parentheses"),
+            (
+                r#"{{ with secret "a" }}{{ printf "%s" .Data.x }}{{ end }}"#,
+                "printf",
+            ),
+            (
+                r#"{{ with secret "a" }}{{ (index .Data "x") }}{{ end }}"#,
+                "parentheses",
+            ),
             (r#"{{ $x := 1 }}"#, "declarations"),
             (r#"{{ with secret "a" }}{{ .Data.x "#, "never closed"),
             (r#"{{ end }}"#, "without an open block"),

@@ -3,6 +3,8 @@
 //! re-mutated (idempotency), compared with the original (nothing of the app
 //! changed but its mounts) and validated against the Kubernetes schema.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use cairn_client::agent_config::{AgentConfig, AgentMode, FileFormat};
@@ -27,8 +29,11 @@ struct Case {
 }
 
 fn native() -> Config {
-    Config::new("ghcr.io/cairn-dev/cairn-agent:0.1.0", "https://cairn.cairn-system.svc:8200")
-        .with_own_namespace("cairn-system")
+    Config::new(
+        "ghcr.io/cairn-dev/cairn-agent:0.1.0",
+        "https://cairn.cairn-system.svc:8200",
+    )
+    .with_own_namespace("cairn-system")
 }
 
 fn classic() -> Config {
@@ -46,12 +51,19 @@ fn annotate(pod: &mut Value, key: &str, value: &str) {
 }
 
 fn unannotate(pod: &mut Value, key: &str) {
-    pod["metadata"]["annotations"].as_object_mut().unwrap().remove(key);
+    pod["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove(key);
 }
 
 fn names(list: &Value) -> Vec<String> {
     list.as_array()
-        .map(|a| a.iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -330,11 +342,23 @@ fn assert_app_untouched(original: &Value, patched: &Value) {
                 .find(|x| x["name"] == name)
                 .unwrap();
             let (mut c, mut p) = (c.clone(), p.clone());
-            let before = c.as_object_mut().unwrap().remove("volumeMounts").unwrap_or(json!([]));
-            let after = p.as_object_mut().unwrap().remove("volumeMounts").unwrap_or(json!([]));
+            let before = c
+                .as_object_mut()
+                .unwrap()
+                .remove("volumeMounts")
+                .unwrap_or(json!([]));
+            let after = p
+                .as_object_mut()
+                .unwrap()
+                .remove("volumeMounts")
+                .unwrap_or(json!([]));
             assert_eq!(c, p, "container {name} changed");
             let (before, after) = (before.as_array().unwrap(), after.as_array().unwrap());
-            assert_eq!(&after[..before.len()], &before[..], "mounts of {name} changed");
+            assert_eq!(
+                &after[..before.len()],
+                &before[..],
+                "mounts of {name} changed"
+            );
         }
     }
     for v in original["spec"]["volumes"].as_array().into_iter().flatten() {
@@ -350,9 +374,11 @@ fn agent_configs(patched: &Value) -> Vec<AgentConfig> {
         .iter()
         .flat_map(|l| patched["spec"][l].as_array().into_iter().flatten())
         .filter_map(|c| {
-            c["env"].as_array()?.iter().find(|e| e["name"] == "CAIRN_AGENT_CONFIG").map(|e| {
-                AgentConfig::from_json(e["value"].as_str().unwrap()).unwrap()
-            })
+            c["env"]
+                .as_array()?
+                .iter()
+                .find(|e| e["name"] == "CAIRN_AGENT_CONFIG")
+                .map(|e| AgentConfig::from_json(e["value"].as_str().unwrap()).unwrap())
         })
         .collect()
 }
@@ -372,22 +398,40 @@ fn mutation_table() {
                 assert_app_untouched(&original, &patched);
                 let configs = agent_configs(&patched);
                 assert!(!configs.is_empty(), "{}: no agent config", case.name);
-                assert!(configs.windows(2).all(|w| w[0] == w[1]), "{}: agents disagree", case.name);
+                assert!(
+                    configs.windows(2).all(|w| w[0] == w[1]),
+                    "{}: agents disagree",
+                    case.name
+                );
                 let mut all = names(&patched["spec"]["initContainers"]);
                 all.extend(names(&patched["spec"]["containers"]));
                 let mut unique = all.clone();
                 unique.sort();
                 unique.dedup();
-                assert_eq!(unique.len(), all.len(), "{}: container names clash", case.name);
+                assert_eq!(
+                    unique.len(),
+                    all.len(),
+                    "{}: container names clash",
+                    case.name
+                );
                 check(&patched, &configs[0]);
                 let again: Pod = serde_json::from_value(patched.clone()).unwrap();
-                assert_eq!(mutate(&again, &config), Ok(None), "{}: not idempotent", case.name);
+                assert_eq!(
+                    mutate(&again, &config),
+                    Ok(None),
+                    "{}: not idempotent",
+                    case.name
+                );
                 to_validate.push((format!("case-{i}"), patched));
             }
             (Expect::Skip, Ok(None)) => {}
             (Expect::Deny(needle), Err(deny)) => {
                 let message = deny.to_string();
-                assert!(message.contains(needle), "{}: {message:?} lacks {needle:?}", case.name);
+                assert!(
+                    message.contains(needle),
+                    "{}: {message:?} lacks {needle:?}",
+                    case.name
+                );
             }
             (_, other) => panic!("{}: unexpected result {other:?}", case.name),
         }
@@ -402,5 +446,7 @@ fn deny_messages_are_what_kubectl_shows() {
     annotate(&mut p, "cairn.dev/mode-db.env", "rwx");
     let typed: Pod = serde_json::from_value(p).unwrap();
     let deny = mutate(&typed, &native()).unwrap_err();
-    assert!(matches!(deny, Deny::Annotation { ref annotation, .. } if annotation == "cairn.dev/mode-db.env"));
+    assert!(
+        matches!(deny, Deny::Annotation { ref annotation, .. } if annotation == "cairn.dev/mode-db.env")
+    );
 }

@@ -2,6 +2,8 @@
 //! injection, denial, skipping, malformed and oversized bodies, certificate
 //! rotation, and the probe / metrics port.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::path::Path;
@@ -48,7 +50,11 @@ async fn admission_reviews_over_https() {
     let ca = TestCa::new();
     let (cert, key, _) = ca.issue("cairn-injector");
     write_pair(dir.path(), &cert, &key);
-    let injector = Injector::start(&dir.path().join("tls.crt"), &dir.path().join("tls.key"), &[]);
+    let injector = Injector::start(
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+        &[],
+    );
     let client = client(&ca);
 
     // Injected: a base64 JSONPatch that applies to the pod and yields a valid pod.
@@ -62,13 +68,19 @@ async fn admission_reviews_over_https() {
         .unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&patch_json).unwrap();
     let patched = apply(&web, &patch);
-    assert_eq!(patched["metadata"]["annotations"]["cairn.dev/status"], "injected");
+    assert_eq!(
+        patched["metadata"]["annotations"]["cairn.dev/status"],
+        "injected"
+    );
     assert_eq!(patched["spec"]["initContainers"][0]["name"], "cairn-agent");
     validate_against_schema(&[("webhook-web".into(), patched.clone())]);
 
     // The pod as created (patched) again: left alone.
     let again = post_review(&client, &injector, &admission_review("uid-again", &patched)).await;
-    assert_eq!((again["allowed"].clone(), again.get("patch")), (json!(true), None));
+    assert_eq!(
+        (again["allowed"].clone(), again.get("patch")),
+        (json!(true), None)
+    );
 
     // Denied: the message names the annotation, code 403.
     let mut vault = pod("vault-app.json");
@@ -80,7 +92,8 @@ async fn admission_reviews_over_https() {
     assert_eq!(denied["status"]["code"], 403);
     let message = denied["status"]["message"].as_str().unwrap();
     assert!(
-        message.contains("vault.hashicorp.com/agent-inject-template-api.env") && message.contains("toYAML"),
+        message.contains("vault.hashicorp.com/agent-inject-template-api.env")
+            && message.contains("toYAML"),
         "{message}"
     );
 
@@ -88,11 +101,17 @@ async fn admission_reviews_over_https() {
     let mut system = pod("deployment-web.json");
     system["metadata"]["namespace"] = json!("kube-system");
     let skipped = post_review(&client, &injector, &admission_review("uid-skip", &system)).await;
-    assert_eq!((skipped["allowed"].clone(), skipped.get("patch")), (json!(true), None));
+    assert_eq!(
+        (skipped["allowed"].clone(), skipped.get("patch")),
+        (json!(true), None)
+    );
 
     // The namespace comes from the request when the object has none.
     let mut unnamed = pod("job-migrate.json");
-    unnamed["metadata"].as_object_mut().unwrap().remove("namespace");
+    unnamed["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("namespace");
     let mut review = admission_review("uid-ns", &unnamed);
     review["request"]["namespace"] = json!("kube-system");
     let skipped = post_review(&client, &injector, &review).await;
@@ -126,7 +145,14 @@ async fn admission_reviews_over_https() {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "cairn_injector_admissions_total{outcome=\"injected\"} 1",
         "cairn_injector_admissions_total{outcome=\"denied\"} 1",
@@ -134,14 +160,27 @@ async fn admission_reviews_over_https() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
-    assert!(metrics.contains("cairn_injector_admissions_total{outcome=\"invalid\"}"), "{metrics}");
-    assert!(metrics.contains("cairn_injector_admission_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("cairn_injector_admissions_total{outcome=\"invalid\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_injector_admission_duration_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 async fn served_cert(ca: &TestCa, injector: &Injector) -> Vec<u8> {
     // A new client: a new connection, so a new handshake.
-    let response = client(ca).get(injector.url("/healthz")).send().await.unwrap();
-    let info = response.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
+    let response = client(ca)
+        .get(injector.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let info = response
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .unwrap();
     info.peer_certificate().unwrap().to_vec()
 }
 
@@ -151,7 +190,11 @@ async fn rotated_certificate_is_served_on_the_next_handshake() {
     let ca = TestCa::new();
     let (cert_a, key_a, der_a) = ca.issue("first");
     write_pair(dir.path(), &cert_a, &key_a);
-    let injector = Injector::start(&dir.path().join("tls.crt"), &dir.path().join("tls.key"), &[]);
+    let injector = Injector::start(
+        &dir.path().join("tls.crt"),
+        &dir.path().join("tls.key"),
+        &[],
+    );
     assert_eq!(served_cert(&ca, &injector).await, der_a);
 
     let (cert_b, key_b, der_b) = ca.issue("second");
@@ -163,7 +206,11 @@ async fn rotated_certificate_is_served_on_the_next_handshake() {
     let (cert_c, _, _) = ca.issue("third");
     write_pair(dir.path(), &cert_c, &key_b);
     assert_eq!(served_cert(&ca, &injector).await, der_b);
-    assert!(injector.logs().contains("cannot be loaded"), "{}", injector.logs());
+    assert!(
+        injector.logs().contains("cannot be loaded"),
+        "{}",
+        injector.logs()
+    );
 
     // Fixed files are picked up again.
     let (cert_d, key_d, der_d) = ca.issue("fourth");
@@ -176,8 +223,14 @@ async fn rotated_certificate_is_served_on_the_next_handshake() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("cairn_injector_tls_reloads_total{result=\"ok\"} 2"), "{metrics}");
-    assert!(metrics.contains("cairn_injector_tls_reloads_total{result=\"error\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("cairn_injector_tls_reloads_total{result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cairn_injector_tls_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -196,5 +249,8 @@ fn refuses_to_start_without_a_usable_certificate() {
         .unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("failed to load the serving certificate"), "{stdout}");
+    assert!(
+        stdout.contains("failed to load the serving certificate"),
+        "{stdout}"
+    );
 }

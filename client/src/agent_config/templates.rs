@@ -179,7 +179,11 @@ mod tests {
     fn renders_kv2_access_and_helpers() {
         let secret = serde_json::json!({"data": {"user": "app", "pass": "p'w"}, "metadata": {}});
         assert_eq!(
-            render("{{ secret.data.user }}:{{ secret.data.pass }}", secret.clone()).unwrap(),
+            render(
+                "{{ secret.data.user }}:{{ secret.data.pass }}",
+                secret.clone()
+            )
+            .unwrap(),
             "app:p'w"
         );
         assert_eq!(
@@ -247,7 +251,8 @@ mod tests {
 
     #[test]
     fn check_terminates_on_runaway_loops() {
-        let runaway = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+        let runaway =
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
         assert_eq!(check_template(runaway), Ok(()));
     }
 }

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 /// A pod fixture from `tests/pods/`.
 pub fn pod(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pods").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/pods")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -22,7 +24,8 @@ pub fn pod(name: &str) -> Value {
 /// `pod` with `patch` applied, as the API server would.
 pub fn apply(pod: &Value, patch: &json_patch::Patch) -> Value {
     let mut out = pod.clone();
-    json_patch::patch(&mut out, patch).unwrap_or_else(|e| panic!("patch does not apply: {e}\n{patch:?}"));
+    json_patch::patch(&mut out, patch)
+        .unwrap_or_else(|e| panic!("patch does not apply: {e}\n{patch:?}"));
     out
 }
 
@@ -47,8 +50,20 @@ pub fn validate_against_schema(objects: &[(String, Value)]) {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (name, object) in objects {
+        let mut object = object.clone();
+        // Webhooks see pods of controllers before the API server has turned
+        // generateName into a name; the schema requires one.
+        if object["metadata"]["name"].is_null() {
+            let generated = format!(
+                "{}x7k2q",
+                object["metadata"]["generateName"]
+                    .as_str()
+                    .unwrap_or("pod-")
+            );
+            object["metadata"]["name"] = generated.into();
+        }
         let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_vec_pretty(object).unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_vec_pretty(&object).unwrap()).unwrap();
         files.push(path);
     }
     let out = Command::new(&bin)
@@ -74,7 +89,9 @@ impl TestCa {
     pub fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(rcgen::DnType::CommonName, "cairn-injector test CA");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cairn-injector test CA");
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         TestCa { cert, key }
@@ -89,7 +106,9 @@ impl TestCa {
     pub fn issue(&self, cn: &str) -> (String, String, Vec<u8>) {
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
         (cert.pem(), key.serialize_pem(), cert.der().to_vec())
@@ -145,7 +164,9 @@ impl Injector {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("cairn-injector did not log its addresses within 20 s");
-            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
             if v["message"] == "listening" {
                 let addr: SocketAddr = v["addr"].as_str().unwrap().parse().unwrap();
                 match v["listener"].as_str() {
