@@ -61,7 +61,16 @@ async fn main() {
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".into());
     let core_bin = common::cairn_bin().display().to_string();
-    let core_profile = if core_bin.contains("/release/") { "release" } else { "debug" };
+    let core_profile = if core_bin.contains("/release/") {
+        "release"
+    } else {
+        "debug"
+    };
+    let provider_profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let core = Core::start(dir.path()).await;
@@ -191,7 +200,7 @@ async fn main() {
 
     let table = format!(
         "# Issue 6: CSI provider figures\n\n\
-         Machine: 2 shared CPU cores (load average {load} at the start: other builds running); provider release build; \
+         Machine: 2 shared CPU cores (load average {load} at the start: other builds running); provider {provider_profile} build; \
          core `{core_bin}` ({core_profile} build) in `--dev` mode (memory storage); PostgreSQL local; {seconds} s of load. \
          Produced by `bench/csi`.\n\n\
          | figure | value | target |\n|---|---|---|\n\

@@ -164,13 +164,43 @@ impl Provider {
             .leftover_leases(&session, upstream, owner, state)
             .await?;
 
-        let mut fetched: HashMap<SourceKey, Fetched> = HashMap::new();
+        // Each distinct source once (objects of one credential share its
+        // lease), all of them concurrently.
+        let mut sources: Vec<(SourceKey, &ObjectSpec)> = Vec::new();
         for spec in &params.objects {
             let key = SourceKey::new(upstream.address(), spec);
-            if let std::collections::hash_map::Entry::Vacant(slot) = fetched.entry(key) {
-                let source = self.fetch(&session, owner, spec, slot.key(), state).await?;
-                slot.insert(source);
+            if !sources.iter().any(|(k, _)| k == &key) {
+                sources.push((key, spec));
             }
+        }
+        let outcomes = futures::future::join_all(
+            sources
+                .iter()
+                .map(|(key, spec)| self.fetch(&session, owner, spec, state.leases.get(key))),
+        )
+        .await;
+        // Record every lease issued before failing on any error, so a retry
+        // renews it rather than issuing again.
+        let mut fetched: HashMap<SourceKey, Fetched> = HashMap::new();
+        let mut failure = None;
+        for ((key, _), outcome) in sources.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(outcome) => {
+                    if outcome.drop_cached {
+                        state.leases.remove(&key);
+                    }
+                    if let Some(leased) = outcome.issued {
+                        state.leases.insert(key.clone(), leased);
+                    }
+                    fetched.insert(key, outcome.fetched);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
 
         let mut response = MountResponse::default();
@@ -250,34 +280,39 @@ impl Provider {
         }
     }
 
-    /// One source: a renewed cached lease, or a fresh read or issue.
+    /// One source: a renewed cached lease, or a fresh read or issue. The
+    /// pod's state is changed by the caller from the outcome.
     async fn fetch(
         &self,
         session: &Session,
         owner: &LeaseOwner,
         spec: &ObjectSpec,
-        key: &SourceKey,
-        state: &mut PodState,
-    ) -> Result<Fetched, MountError> {
-        if let Some(leased) = state.leases.get(key) {
+        cached: Option<&Leased>,
+    ) -> Result<FetchOutcome, MountError> {
+        let mut drop_cached = false;
+        if let Some(leased) = cached {
             match session.renew(&leased.lease_id).await {
                 // Renewed with a useful TTL left: the same credential again.
                 Ok(left) if left > 0 && left * 3 >= leased.issued_ttl => {
                     let data = serde_json::from_slice(&leased.data).map_err(|_| {
                         MountError::Internal("a cached credential is corrupt".into())
                     })?;
-                    return Ok(Fetched {
-                        data,
-                        kind: FetchedKind::Lease {
-                            lease_id: leased.lease_id.clone(),
+                    return Ok(FetchOutcome {
+                        fetched: Fetched {
+                            data,
+                            kind: FetchedKind::Lease {
+                                lease_id: leased.lease_id.clone(),
+                            },
                         },
+                        issued: None,
+                        drop_cached,
                     });
                 }
                 // Near its max TTL, expired or revoked: issue a new one. The
                 // old lease (if any) ends at its max TTL.
                 Ok(_) | Err(RenewError::Gone) => {
                     tracing::info!(path = %spec.path, "lease at its end; issuing a new credential");
-                    state.leases.remove(key);
+                    drop_cached = true;
                 }
                 Err(RenewError::Failed(e)) => return Err(e),
             }
@@ -290,23 +325,36 @@ impl Provider {
                     .map_err(|_| MountError::Internal("cannot keep a credential".into()))?,
             );
             tracing::info!(path = %spec.path, lease_id = %secret.lease_id, ttl = secret.lease_duration, "issued a credential owned by the pod");
-            state.leases.insert(
-                key.clone(),
-                Leased {
+            return Ok(FetchOutcome {
+                issued: Some(Leased {
                     lease_id: secret.lease_id.clone(),
                     issued_ttl: secret.lease_duration,
                     data: json,
+                }),
+                fetched: Fetched {
+                    data,
+                    kind: FetchedKind::Lease {
+                        lease_id: secret.lease_id,
+                    },
                 },
-            );
-            return Ok(Fetched {
-                data,
-                kind: FetchedKind::Lease {
-                    lease_id: secret.lease_id,
-                },
+                drop_cached,
             });
         }
-        kv2_or_plain(data, spec)
+        Ok(FetchOutcome {
+            fetched: kv2_or_plain(data, spec)?,
+            issued: None,
+            drop_cached,
+        })
     }
+}
+
+/// What fetching one source produced, and how the pod's state changes.
+struct FetchOutcome {
+    fetched: Fetched,
+    /// A credential issued now, to cache.
+    issued: Option<Leased>,
+    /// The cached credential ended: forget it.
+    drop_cached: bool,
 }
 
 /// A KV v2 read answers `{data: {...}, metadata: {version, ...}}`.
