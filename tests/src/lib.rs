@@ -1,0 +1,19 @@
+//! Cairn's cross-program test harness.
+//!
+//! - [`apiserver::TestApiServer`]: an in-process Kubernetes API server (no kube-apiserver can run
+//!   on the test machines) that kube-rs clients, controllers and the programs under test talk to,
+//!   with TokenRequest / TokenReview for Kubernetes auth and a request recorder.
+//! - [`rbac::Rules`]: RBAC rules parsed from (Cluster)Role YAML, to check the recorder's calls.
+//! - [`core_server::CoreServer`]: a real `cairn server --dev` process.
+//! - [`postgres::Postgres`]: a real PostgreSQL server in a temporary directory.
+#![forbid(unsafe_code)]
+
+pub mod apiserver;
+pub mod core_server;
+pub mod ports;
+pub mod postgres;
+pub mod rbac;
+
+pub use apiserver::{TestApiServer, TestApiServerBuilder};
+pub use core_server::CoreServer;
+pub use postgres::Postgres;
