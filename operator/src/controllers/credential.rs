@@ -64,18 +64,18 @@ pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, Reco
     let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), &namespace);
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![ctx.audience.clone()],
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![ctx.audience.clone()]),
             expiration_seconds: Some(WORKLOAD_TOKEN_SECONDS),
-            bound_object_ref: None,
-        },
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let token = accounts
         .create_token_request(&dc.spec.service_account_name, &PostParams::default(), &request)
         .await?
         .status
-        .map(|s| s.token)
+        .and_then(|s| s.token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ReconcileError::CoreAnswer("the TokenRequest answered no token".into()))?;
     let auth = ctx

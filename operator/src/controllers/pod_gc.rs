@@ -15,7 +15,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{metadata_watcher, watcher, WatchStreamExt};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde::Deserialize;
 
@@ -66,8 +67,8 @@ impl PodGc {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (reader, writer) = reflector::store();
-        let api: Api<Pod> = Api::all(client);
-        let events = reflector::reflector(writer, metadata_watcher(api, watcher::Config::default()))
+        let api: Api<PartialObjectMeta<Pod>> = Api::all(client);
+        let events = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff();
         let on_delete = {
             let gc = self.clone();
@@ -112,7 +113,7 @@ impl PodGc {
     /// missing now and at the previous sweep.
     pub async fn sweep(
         &self,
-        pods: &Store<k8s_openapi::apimachinery::pkg::apis::meta::v1::PartialObjectMetadata<Pod>>,
+        pods: &Store<PartialObjectMeta<Pod>>,
     ) -> Result<usize, cairn_client::ClientError> {
         let client = self.core.client().await;
         let answer = client
