@@ -42,7 +42,11 @@ pub struct BootstrapArgs {
     #[arg(long, env = "POD_NAMESPACE", default_value = "cairn")]
     pub operator_namespace: String,
     /// The operator's service account.
-    #[arg(long, env = "CAIRN_OPERATOR_SERVICE_ACCOUNT", default_value = "cairn-operator")]
+    #[arg(
+        long,
+        env = "CAIRN_OPERATOR_SERVICE_ACCOUNT",
+        default_value = "cairn-operator"
+    )]
     pub operator_service_account: String,
     /// TTL of the operator's Cairn tokens, in seconds.
     #[arg(long, default_value_t = 3600)]
@@ -60,8 +64,14 @@ pub fn operator_policy(mount: &str, role: &str) -> Result<String, hcl::Error> {
             .build()
     };
     let body = hcl::Body::builder()
-        .add_block(block("sys/policies/acl/k8s.*".into(), &["create", "read", "update", "delete"]))
-        .add_block(block(format!("auth/{mount}/role/*"), &["create", "read", "update", "delete"]))
+        .add_block(block(
+            "sys/policies/acl/k8s.*".into(),
+            &["create", "read", "update", "delete"],
+        ))
+        .add_block(block(
+            format!("auth/{mount}/role/*"),
+            &["create", "read", "update", "delete"],
+        ))
         .add_block(block(format!("auth/{mount}/role/{role}"), &["deny"]))
         .add_block(block("sys/leases/renew".into(), &["update"]))
         .add_block(block("sys/leases/lookup".into(), &["update"]))
@@ -92,9 +102,12 @@ pub async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     };
     let ca = match &args.kubernetes_ca_cert {
         Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {}", path.display()))?,
         ),
-        None => std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt").ok(),
+        None => {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt").ok()
+        }
     };
     let reviewer = match &args.token_reviewer_jwt_file {
         Some(path) => Some(
@@ -118,7 +131,10 @@ pub async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
             .enable_auth(&args.auth_mount, "kubernetes")
             .await
             .context("failed to enable the Kubernetes auth method")?;
-        println!("enabled the kubernetes auth method at auth/{}", args.auth_mount);
+        println!(
+            "enabled the kubernetes auth method at auth/{}",
+            args.auth_mount
+        );
     }
     client
         .configure_kubernetes_auth(&args.auth_mount, &host, ca.as_deref(), reviewer.as_deref())
@@ -156,10 +172,15 @@ mod tests {
     fn operator_policy_parses_and_denies_its_own_role() {
         let text = operator_policy("kubernetes", "cairn-operator").unwrap();
         let body: hcl::Body = hcl::from_str(&text).unwrap();
-        let paths: Vec<String> = body.blocks().map(|b| b.labels[0].as_str().to_owned()).collect();
+        let paths: Vec<String> = body
+            .blocks()
+            .map(|b| b.labels[0].as_str().to_owned())
+            .collect();
         assert!(paths.contains(&"auth/kubernetes/role/cairn-operator".to_owned()));
         assert!(paths.contains(&"sys/cairn/leases/revoke-owner".to_owned()));
-        assert!(!paths.iter().any(|p| p == "*" || p.starts_with("sys/policies/acl/*")));
+        assert!(!paths
+            .iter()
+            .any(|p| p == "*" || p.starts_with("sys/policies/acl/*")));
         let own = body
             .blocks()
             .find(|b| b.labels[0].as_str() == "auth/kubernetes/role/cairn-operator")

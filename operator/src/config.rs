@@ -25,7 +25,11 @@ pub struct RunArgs {
     #[arg(long, env = "CAIRN_TOKEN_AUDIENCE", default_value = "cairn")]
     pub token_audience: String,
     /// The operator's projected service-account token (audience `cairn`).
-    #[arg(long, env = "CAIRN_TOKEN_FILE", default_value = "/var/run/secrets/cairn/token")]
+    #[arg(
+        long,
+        env = "CAIRN_TOKEN_FILE",
+        default_value = "/var/run/secrets/cairn/token"
+    )]
     pub token_file: PathBuf,
     /// Paths a SecretPolicy may name, comma-separated, `{namespace}` being
     /// the SecretPolicy's namespace; `*` only at the end.

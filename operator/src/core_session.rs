@@ -53,7 +53,9 @@ pub struct CoreSession {
 
 impl std::fmt::Debug for CoreSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoreSession").field("addr", &self.config.addr).finish()
+        f.debug_struct("CoreSession")
+            .field("addr", &self.config.addr)
+            .finish()
     }
 }
 
@@ -64,7 +66,8 @@ impl CoreSession {
             ca_cert: config.ca_cert.clone(),
             ..ClientOptions::default()
         };
-        let base = Client::with_options(&config.addr, None, &options).map_err(SessionError::Login)?;
+        let base =
+            Client::with_options(&config.addr, None, &options).map_err(SessionError::Login)?;
         let (client, ttl) = login(&config, &base).await?;
         Ok((
             Arc::new(Self {

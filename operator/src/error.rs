@@ -34,7 +34,9 @@ pub enum ReconcileError {
 }
 
 /// Fixed reasons for the error metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelValue)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelValue,
+)]
 pub enum ErrorReason {
     /// Kubernetes API errors.
     KubeApi,
@@ -66,9 +68,9 @@ impl ReconcileError {
                 _ => ErrorReason::CoreUnavailable,
             },
             ReconcileError::InvalidSpec(_) => ErrorReason::InvalidSpec,
-            ReconcileError::Render(_) | ReconcileError::Metadata(_) | ReconcileError::CoreAnswer(_) => {
-                ErrorReason::Internal
-            }
+            ReconcileError::Render(_)
+            | ReconcileError::Metadata(_)
+            | ReconcileError::CoreAnswer(_) => ErrorReason::Internal,
         }
     }
 
@@ -113,12 +115,18 @@ mod tests {
     fn denials_and_bad_specs_are_permanent_outages_are_not() {
         let denied = ReconcileError::Core {
             context: "x",
-            source: cairn_client::ClientError::Api { status: 403, errors: vec![] },
+            source: cairn_client::ClientError::Api {
+                status: 403,
+                errors: vec![],
+            },
         };
         assert!(denied.is_permanent());
         let down = ReconcileError::Core {
             context: "x",
-            source: cairn_client::ClientError::Api { status: 503, errors: vec![] },
+            source: cairn_client::ClientError::Api {
+                status: 503,
+                errors: vec![],
+            },
         };
         assert!(!down.is_permanent());
         assert_eq!(down.reason(), ErrorReason::CoreUnavailable);

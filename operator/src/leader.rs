@@ -112,7 +112,10 @@ impl Election {
         spec.lease_duration_seconds = Some(seconds);
         // replace sends the resourceVersion read above: a concurrent taker
         // makes one of us fail with 409.
-        match api.replace(&self.name, &PostParams::default(), &lease).await {
+        match api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(Attempt::Leading),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(Attempt::Following),
             Err(e) => Err(e),
@@ -133,7 +136,10 @@ impl Election {
         }
         spec.holder_identity = None;
         spec.renew_time = None;
-        if let Err(error) = api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(error) = api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::warn!(error = %error, "failed to release the leader Lease");
         }
     }

@@ -9,7 +9,11 @@ use cairn_operator::bootstrap::{bootstrap, BootstrapArgs};
 use cairn_operator::config::{LogArgs, RunArgs};
 
 #[derive(Parser)]
-#[command(name = "cairn-operator", version, about = "Reconciles SecretPolicy and DynamicCredential resources against the Cairn core")]
+#[command(
+    name = "cairn-operator",
+    version,
+    about = "Reconciles SecretPolicy and DynamicCredential resources against the Cairn core"
+)]
 struct Cli {
     #[command(flatten)]
     log: LogArgs,
@@ -30,7 +34,9 @@ enum Command {
 
 fn init_logs(log: &LogArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&log.log_level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match log.log_format.as_str() {
         "json" => builder.json().flatten_event(true).init(),
         "text" => builder.init(),
@@ -49,7 +55,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             init_logs(&cli.log)?;
-            tracing::info!(version = env!("CARGO_PKG_VERSION"), "cairn-operator starting");
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                "cairn-operator starting"
+            );
             cairn_operator::run::run(*args).await
         }
         Command::Bootstrap(args) => {

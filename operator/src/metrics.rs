@@ -66,7 +66,11 @@ impl Metrics {
         let pod_gc_revoked = Counter::default();
         let leader = Gauge::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles failed, by reason", errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles failed, by reason",
+            errors.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Time spent in one reconcile",
@@ -77,7 +81,11 @@ impl Metrics {
             "Pods gone whose leases were revoked",
             pod_gc_revoked.clone(),
         );
-        registry.register("leader", "1 while this replica is the leader", leader.clone());
+        registry.register(
+            "leader",
+            "1 while this replica is the leader",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -92,12 +100,16 @@ impl Metrics {
     pub fn reconciled(&self, controller: ControllerName, took: Duration) {
         let labels = ControllerLabels { controller };
         self.reconciles.get_or_create(&labels).inc();
-        self.durations.get_or_create(&labels).observe(took.as_secs_f64());
+        self.durations
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one failed reconcile.
     pub fn failed(&self, controller: ControllerName, reason: ErrorReason) {
-        self.errors.get_or_create(&ErrorLabels { controller, reason }).inc();
+        self.errors
+            .get_or_create(&ErrorLabels { controller, reason })
+            .inc();
     }
 
     /// The text exposition.

@@ -60,9 +60,15 @@ mod tests {
     #[test]
     fn rules_become_path_blocks_that_parse_back() {
         let p = policy(vec![
-            ("secret/data/team-a/*", vec![Capability::Read, Capability::List]),
+            (
+                "secret/data/team-a/*",
+                vec![Capability::Read, Capability::List],
+            ),
             ("database/creds/team-a-ro", vec![Capability::Read]),
-            ("secret/data/team-a/*", vec![Capability::Read, Capability::Create]),
+            (
+                "secret/data/team-a/*",
+                vec![Capability::Read, Capability::Create],
+            ),
         ]);
         let text = policy_hcl(&p).unwrap();
         let parsed: hcl::Body = hcl::from_str(&text).unwrap();
@@ -79,8 +85,14 @@ mod tests {
 
     #[test]
     fn equal_specs_give_equal_text() {
-        let a = policy(vec![("secret/data/team-a/x", vec![Capability::List, Capability::Read])]);
-        let b = policy(vec![("secret/data/team-a/x", vec![Capability::Read, Capability::List])]);
+        let a = policy(vec![(
+            "secret/data/team-a/x",
+            vec![Capability::List, Capability::Read],
+        )]);
+        let b = policy(vec![(
+            "secret/data/team-a/x",
+            vec![Capability::Read, Capability::List],
+        )]);
         assert_eq!(policy_hcl(&a).unwrap(), policy_hcl(&b).unwrap());
     }
 

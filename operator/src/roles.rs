@@ -78,8 +78,7 @@ pub fn desired_roles(
 ) -> BTreeMap<String, Option<KubernetesRole>> {
     let mut union: BTreeMap<&str, (BTreeSet<String>, Option<Duration>)> = BTreeMap::new();
     for p in policies {
-        if p.namespace().as_deref() != Some(namespace) || p.metadata.deletion_timestamp.is_some()
-        {
+        if p.namespace().as_deref() != Some(namespace) || p.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let Ok(ttl) = validate(p, templates) else {
@@ -154,8 +153,20 @@ mod tests {
     #[test]
     fn roles_hold_the_union_of_the_policies_naming_them() {
         let t = PathTemplates::parse(DEFAULT_TEMPLATES).unwrap();
-        let a = sp("team-a", "kv", &["web", "worker"], "secret/data/team-a/*", Some("1h"));
-        let b = sp("team-a", "db", &["web"], "database/creds/team-a-ro", Some("20m"));
+        let a = sp(
+            "team-a",
+            "kv",
+            &["web", "worker"],
+            "secret/data/team-a/*",
+            Some("1h"),
+        );
+        let b = sp(
+            "team-a",
+            "db",
+            &["web"],
+            "database/creds/team-a-ro",
+            Some("20m"),
+        );
         let other_ns = sp("team-b", "kv", &["web"], "secret/data/team-b/*", None);
         let refused = sp("team-a", "evil", &["web"], "secret/data/team-b/*", None);
         let roles = desired_roles(
@@ -185,7 +196,10 @@ mod tests {
             jiff::Timestamp::UNIX_EPOCH,
         ));
         let roles = desired_roles("team-a", &accounts(&["web"]), &[&a, &b], &t);
-        assert_eq!(roles["web"].clone().unwrap().token_policies, vec!["k8s.team-a.kv"]);
+        assert_eq!(
+            roles["web"].clone().unwrap().token_policies,
+            vec!["k8s.team-a.kv"]
+        );
         let roles = desired_roles("team-a", &accounts(&["web"]), &[&b], &t);
         assert_eq!(roles["web"], None);
     }
@@ -195,10 +209,19 @@ mod tests {
         let t = PathTemplates::parse(DEFAULT_TEMPLATES).unwrap();
         let p = sp("team-a", "x", &["web"], "secret/data/team-b/x", None);
         assert!(matches!(validate(&p, &t), Err(SpecError::Path(_))));
-        let p = sp("team-a", "x", &["web"], "secret/data/team-a/x", Some("soon"));
+        let p = sp(
+            "team-a",
+            "x",
+            &["web"],
+            "secret/data/team-a/x",
+            Some("soon"),
+        );
         assert_eq!(validate(&p, &t), Err(SpecError::TokenTtl("soon".into())));
         let p = sp("team-a", "x", &["Web!"], "secret/data/team-a/x", None);
-        assert!(matches!(validate(&p, &t), Err(SpecError::ServiceAccount(_))));
+        assert!(matches!(
+            validate(&p, &t),
+            Err(SpecError::ServiceAccount(_))
+        ));
         let p = sp("team-a", "x", &["web"], "secret/data/team-a/x", Some("90s"));
         assert_eq!(validate(&p, &t), Ok(Some(Duration::from_secs(90))));
     }

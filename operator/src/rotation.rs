@@ -65,7 +65,9 @@ pub fn renewal_due(clock: &LeaseClock, renewal_percent: u8) -> Timestamp {
     let millis = clock.ttl_seconds.saturating_mul(1000) * u64::from(renewal_percent.min(100)) / 100;
     let due = clock
         .renewed_at
-        .checked_add(jiff::SignedDuration::from_millis(i64::try_from(millis).unwrap_or(i64::MAX)))
+        .checked_add(jiff::SignedDuration::from_millis(
+            i64::try_from(millis).unwrap_or(i64::MAX),
+        ))
         .unwrap_or(clock.expires_at);
     due.min(clock.expires_at)
 }
@@ -94,7 +96,9 @@ pub fn plan(o: &Observed) -> Step {
             rollouts_completed_at: Some(done),
         }) => {
             let revoke_at = done
-                .checked_add(jiff::SignedDuration::try_from(o.grace).unwrap_or(jiff::SignedDuration::MAX))
+                .checked_add(
+                    jiff::SignedDuration::try_from(o.grace).unwrap_or(jiff::SignedDuration::MAX),
+                )
                 .unwrap_or(done);
             if o.now >= revoke_at {
                 Step::RevokePrevious
@@ -109,7 +113,11 @@ pub fn plan(o: &Observed) -> Step {
 /// `issued_ttl_seconds`: whether the lease has reached its max TTL (the core
 /// capped the renewal), so the credential must be rotated while it still
 /// lives.
-pub fn must_rotate_after_renewal(issued_ttl_seconds: u64, granted_seconds: u64, renewable: bool) -> bool {
+pub fn must_rotate_after_renewal(
+    issued_ttl_seconds: u64,
+    granted_seconds: u64,
+    renewable: bool,
+) -> bool {
     !renewable || granted_seconds < issued_ttl_seconds
 }
 
@@ -143,7 +151,10 @@ mod tests {
     #[test]
     fn no_or_expired_lease_issues() {
         assert_eq!(plan(&observed(0, None, None)), Step::Issue);
-        assert_eq!(plan(&observed(100, Some(clock(0, 100, true)), None)), Step::Issue);
+        assert_eq!(
+            plan(&observed(100, Some(clock(0, 100, true)), None)),
+            Step::Issue
+        );
     }
 
     #[test]
@@ -157,7 +168,10 @@ mod tests {
 
     #[test]
     fn unrenewable_or_capped_leases_rotate() {
-        assert_eq!(plan(&observed(70, Some(clock(0, 100, false)), None)), Step::Rotate);
+        assert_eq!(
+            plan(&observed(70, Some(clock(0, 100, false)), None)),
+            Step::Rotate
+        );
         assert!(must_rotate_after_renewal(100, 40, true));
         assert!(must_rotate_after_renewal(100, 100, false));
         assert!(!must_rotate_after_renewal(100, 100, true));
@@ -169,12 +183,21 @@ mod tests {
         let waiting = Rotation {
             rollouts_completed_at: None,
         };
-        assert_eq!(plan(&observed(5, Some(c), Some(waiting))), Step::AwaitRollouts);
+        assert_eq!(
+            plan(&observed(5, Some(c), Some(waiting))),
+            Step::AwaitRollouts
+        );
         let done = Rotation {
             rollouts_completed_at: Some(t(10)),
         };
-        assert_eq!(plan(&observed(20, Some(c), Some(done))), Step::WaitUntil(t(40)));
-        assert_eq!(plan(&observed(40, Some(c), Some(done))), Step::RevokePrevious);
+        assert_eq!(
+            plan(&observed(20, Some(c), Some(done))),
+            Step::WaitUntil(t(40))
+        );
+        assert_eq!(
+            plan(&observed(40, Some(c), Some(done))),
+            Step::RevokePrevious
+        );
         // A renewal that falls due first is not starved by the rotation.
         assert_eq!(plan(&observed(70, Some(c), Some(done))), Step::Renew);
         // A long grace period still wakes up for the renewal.
@@ -189,6 +212,9 @@ mod tests {
         let waiting = Rotation {
             rollouts_completed_at: None,
         };
-        assert_eq!(plan(&observed(80, Some(c), Some(waiting))), Step::AwaitRollouts);
+        assert_eq!(
+            plan(&observed(80, Some(c), Some(waiting))),
+            Step::AwaitRollouts
+        );
     }
 }

@@ -21,7 +21,8 @@ use crate::templates::PathTemplates;
 
 /// Runs the operator until SIGTERM / SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let templates = PathTemplates::parse(&args.path_templates).context("invalid --path-templates")?;
+    let templates =
+        PathTemplates::parse(&args.path_templates).context("invalid --path-templates")?;
     let kube = kube::Client::try_default()
         .await
         .context("failed to build the Kubernetes client")?;
@@ -112,8 +113,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
     let credentials = dynamic_credential::controller(kube.clone());
     let gc = PodGc::new(core.clone(), metrics.clone());
-    let sp = tokio::spawn(secret_policy::run(ctx.clone(), policies, stopped(work_stop_rx.clone())));
-    let dc = tokio::spawn(dynamic_credential::run(ctx.clone(), credentials, stopped(work_stop_rx.clone())));
+    let sp = tokio::spawn(secret_policy::run(
+        ctx.clone(),
+        policies,
+        stopped(work_stop_rx.clone()),
+    ));
+    let dc = tokio::spawn(dynamic_credential::run(
+        ctx.clone(),
+        credentials,
+        stopped(work_stop_rx.clone()),
+    ));
     let gc = tokio::spawn(gc.run(
         kube.clone(),
         Duration::from_secs(args.pod_gc_interval_seconds.max(1)),
@@ -129,13 +138,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = dc.await;
         let _ = gc.await;
     };
-    if tokio::time::timeout(Duration::from_secs(20), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(20), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("controllers did not stop in time");
     }
     campaign.abort();
     metrics.leader.set(0);
     if lost_leadership {
-        anyhow::bail!("lost leadership of Lease {}/{}", election.namespace, election.name);
+        anyhow::bail!(
+            "lost leadership of Lease {}/{}",
+            election.namespace,
+            election.name
+        );
     }
     election.release(kube).await;
     tracing::info!("stopped");

@@ -41,7 +41,10 @@ impl fmt::Display for PathRefusal {
         match self {
             PathRefusal::Malformed(p) => write!(f, "path {p:?} is malformed"),
             PathRefusal::OutsideTemplates(p) => {
-                write!(f, "path {p:?} is outside the paths allowed for this namespace")
+                write!(
+                    f,
+                    "path {p:?} is outside the paths allowed for this namespace"
+                )
             }
         }
     }
@@ -116,10 +119,10 @@ fn well_formed(path: &str) -> bool {
     if body.contains('*') {
         return false;
     }
-    if !path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '+' | '*' | '@' | '=' | ':'))
-    {
+    if !path.chars().all(|c| {
+        c.is_ascii_alphanumeric()
+            || matches!(c, '/' | '-' | '_' | '.' | '+' | '*' | '@' | '=' | ':')
+    }) {
         return false;
     }
     // The last segment may be empty only as `prefix/` + `*`.
@@ -190,7 +193,10 @@ mod tests {
             "secret/data/team-a/x\"} path \"*",
             "secret/data/team-a/x\ny",
         ] {
-            assert!(matches!(t.check("team-a", p), Err(PathRefusal::Malformed(_))), "{p:?}");
+            assert!(
+                matches!(t.check("team-a", p), Err(PathRefusal::Malformed(_))),
+                "{p:?}"
+            );
         }
     }
 

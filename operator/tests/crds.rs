@@ -45,7 +45,12 @@ fn check_structural(node: &Value, at: &str, errors: &mut Vec<String>) {
     }
     let free = obj.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
         || obj.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
-    if !free && obj.get("type").and_then(Value::as_str).map_or(true, str::is_empty) {
+    if !free
+        && obj
+            .get("type")
+            .and_then(Value::as_str)
+            .map_or(true, str::is_empty)
+    {
         errors.push(format!("{at}: no type"));
     }
     if obj.contains_key("properties") && obj.contains_key("additionalProperties") {
@@ -58,7 +63,13 @@ fn check_structural(node: &Value, at: &str, errors: &mut Vec<String>) {
                 other => vec![other],
             };
             for n in nodes {
-                for bad in ["type", "default", "description", "nullable", "additionalProperties"] {
+                for bad in [
+                    "type",
+                    "default",
+                    "description",
+                    "nullable",
+                    "additionalProperties",
+                ] {
                     if n.get(bad).is_some() {
                         errors.push(format!("{at}.{keyword}: {bad} inside a value validation"));
                     }
@@ -84,7 +95,10 @@ fn check_described(node: &Value, at: &str, errors: &mut Vec<String>) {
     if let Some(props) = node.get("properties").and_then(Value::as_object) {
         for (k, v) in props {
             let path = format!("{at}.{k}");
-            if v.get("description").and_then(Value::as_str).map_or(true, str::is_empty) {
+            if v.get("description")
+                .and_then(Value::as_str)
+                .map_or(true, str::is_empty)
+            {
                 errors.push(format!("{path}: no description"));
             }
             check_described(v, &path, errors);
@@ -109,12 +123,19 @@ fn schemas_are_structural_and_documented() {
         let mut errors = Vec::new();
         check_structural(schema, &kind, &mut errors);
         for part in ["spec", "status"] {
-            check_described(&schema["properties"][part], &format!("{kind}.{part}"), &mut errors);
+            check_described(
+                &schema["properties"][part],
+                &format!("{kind}.{part}"),
+                &mut errors,
+            );
         }
         assert!(errors.is_empty(), "{kind}: {errors:#?}");
         assert_eq!(crd["spec"]["group"], "cairn.dev");
         assert_eq!(crd["spec"]["scope"], "Namespaced");
-        assert_eq!(crd["spec"]["names"]["categories"], serde_json::json!(["cairn"]));
+        assert_eq!(
+            crd["spec"]["names"]["categories"],
+            serde_json::json!(["cairn"])
+        );
         assert!(version["subresources"]["status"].is_object());
         let columns: Vec<&str> = version["additionalPrinterColumns"]
             .as_array()
@@ -122,7 +143,10 @@ fn schemas_are_structural_and_documented() {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert!(columns.contains(&"Ready") && columns.contains(&"Age"), "{columns:?}");
+        assert!(
+            columns.contains(&"Ready") && columns.contains(&"Age"),
+            "{columns:?}"
+        );
     }
 }
 
@@ -133,7 +157,9 @@ fn short_names_and_expires_column() {
     let dc = serde_json::to_value(cairn_operator::crd::DynamicCredential::crd()).unwrap();
     assert_eq!(sp["spec"]["names"]["shortNames"], serde_json::json!(["sp"]));
     assert_eq!(dc["spec"]["names"]["shortNames"], serde_json::json!(["dc"]));
-    let columns = dc["spec"]["versions"][0]["additionalPrinterColumns"].as_array().unwrap();
+    let columns = dc["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap();
     assert!(columns
         .iter()
         .any(|c| c["name"] == "Expires" && c["jsonPath"] == ".status.leaseExpiresAt"));

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use cairn_e2e::{CoreServer, Postgres, TestApiServer};
 use serde_json::{json, Value};
 
-const CREATE: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
+const CREATE: &str =
+    "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
 
 struct Env {
     api: TestApiServer,
@@ -30,9 +31,16 @@ fn operator_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_cairn-operator"))
 }
 
-async fn core_call(core: &CoreServer, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn core_call(
+    core: &CoreServer,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut req = core.request(method, path).header("X-Vault-Token", core.root_token());
+    let mut req = core
+        .request(method, path)
+        .header("X-Vault-Token", core.root_token());
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -63,7 +71,13 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
 
     // The database engine, as an administrator sets it up.
-    let (st, body) = core_call(&core, "POST", "sys/mounts/database", Some(json!({"type": "database"}))).await;
+    let (st, body) = core_call(
+        &core,
+        "POST",
+        "sys/mounts/database",
+        Some(json!({"type": "database"})),
+    )
+    .await;
     assert!(st < 300, "{body}");
     let (st, body) = core_call(
         &core,
@@ -90,12 +104,22 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     // bootstrap: Kubernetes auth pointing at the test API server, the
     // operator's role and policy.
     let out = Command::new(operator_bin())
-        .args(["bootstrap", "--kubernetes-host", &api.url(), "--operator-namespace", "cairn"])
+        .args([
+            "bootstrap",
+            "--kubernetes-host",
+            &api.url(),
+            "--operator-namespace",
+            "cairn",
+        ])
         .env("CAIRN_ADDR", core.addr())
         .env("CAIRN_TOKEN", core.root_token())
         .output()
         .unwrap();
-    assert!(out.status.success(), "bootstrap: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "bootstrap: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     api.ensure_service_account("team-a", "web");
     let mut env = Env {
@@ -110,16 +134,27 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
 }
 
 fn start_operator(env: &mut Env) {
-    let token = env
-        .api
-        .mint_token("cairn", "cairn-operator", &["cairn"], Duration::from_secs(3600));
+    let token = env.api.mint_token(
+        "cairn",
+        "cairn-operator",
+        &["cairn"],
+        Duration::from_secs(3600),
+    );
     let token_file = env.dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
-    let kube_token = env.api.mint_token("cairn", "cairn-operator", &[], Duration::from_secs(3600));
+    let kube_token = env
+        .api
+        .mint_token("cairn", "cairn-operator", &[], Duration::from_secs(3600));
     let kubeconfig = env.dir.path().join("kubeconfig");
-    env.api.write_kubeconfig(&kubeconfig, Some(&kube_token)).unwrap();
+    env.api
+        .write_kubeconfig(&kubeconfig, Some(&kube_token))
+        .unwrap();
     let log = std::fs::File::create(env.dir.path().join("operator.log")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let child = Command::new(operator_bin())
         .args(["run", "--http-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", &kubeconfig)
@@ -143,16 +178,34 @@ fn operator_log(env: &Env) -> String {
 
 async fn create(env: &Env, plural: &str, ns: &str, body: Value) {
     let client = reqwest::Client::new();
-    let (group, version) = if plural == "deployments" { ("apis/apps", "v1") } else { ("apis/cairn.dev", "v1alpha1") };
-    let url = format!("{}/{group}/{version}/namespaces/{ns}/{plural}", env.api.url());
+    let (group, version) = if plural == "deployments" {
+        ("apis/apps", "v1")
+    } else {
+        ("apis/cairn.dev", "v1alpha1")
+    };
+    let url = format!(
+        "{}/{group}/{version}/namespaces/{ns}/{plural}",
+        env.api.url()
+    );
     let resp = client.post(url).json(&body).send().await.unwrap();
-    assert!(resp.status().is_success(), "create {plural}: {}", resp.text().await.unwrap());
+    assert!(
+        resp.status().is_success(),
+        "create {plural}: {}",
+        resp.text().await.unwrap()
+    );
 }
 
 async fn delete(env: &Env, plural: &str, ns: &str, name: &str) {
-    let url = format!("{}/apis/cairn.dev/v1alpha1/namespaces/{ns}/{plural}/{name}", env.api.url());
+    let url = format!(
+        "{}/apis/cairn.dev/v1alpha1/namespaces/{ns}/{plural}/{name}",
+        env.api.url()
+    );
     let resp = reqwest::Client::new().delete(url).send().await.unwrap();
-    assert!(resp.status().is_success(), "delete: {}", resp.text().await.unwrap());
+    assert!(
+        resp.status().is_success(),
+        "delete: {}",
+        resp.text().await.unwrap()
+    );
 }
 
 fn ready(obj: &Value) -> Option<String> {
@@ -160,7 +213,13 @@ fn ready(obj: &Value) -> Option<String> {
         .as_array()?
         .iter()
         .find(|c| c["type"] == "Ready")
-        .map(|c| format!("{}/{}", c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["status"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
 }
 
 fn policy(name: &str, sas: &[&str], path: &str) -> Value {
@@ -187,13 +246,19 @@ fn secret_creds(env: &Env, ns: &str, name: &str) -> Option<(String, String, Stri
         let b = s.pointer(&format!("/data/{k}"))?.as_str()?;
         String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).ok()?).ok()
     };
-    let lease = s.pointer("/metadata/annotations/cairn.dev~1lease-id")?.as_str()?.to_owned();
+    let lease = s
+        .pointer("/metadata/annotations/cairn.dev~1lease-id")?
+        .as_str()?
+        .to_owned();
     Some((get("username")?, get("password")?, lease))
 }
 
 async fn pg_user_exists(env: &Env, user: &str) -> bool {
     let admin = env.pg.admin().await;
-    let rows = admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&user]).await.unwrap();
+    let rows = admin
+        .query("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&user])
+        .await
+        .unwrap();
     !rows.is_empty()
 }
 
@@ -203,9 +268,17 @@ async fn policies_credentials_and_cleanup_end_to_end() {
 
     // A SecretPolicy within the namespace's paths is accepted and its role
     // is written to the core.
-    create(&env, "secretpolicies", "team-a", policy("db", &["web"], "database/creds/team-a-ro")).await;
+    create(
+        &env,
+        "secretpolicies",
+        "team-a",
+        policy("db", &["web"], "database/creds/team-a-ro"),
+    )
+    .await;
     until("SecretPolicy Ready", Duration::from_secs(20), async || {
-        let o = env.api.object("cairn.dev", "secretpolicies", Some("team-a"), "db")?;
+        let o = env
+            .api
+            .object("cairn.dev", "secretpolicies", Some("team-a"), "db")?;
         (ready(&o)? == "True/Reconciled").then_some(())
     })
     .await;
@@ -214,15 +287,30 @@ async fn policies_credentials_and_cleanup_end_to_end() {
     assert_eq!(role["data"]["token_policies"], json!(["k8s.team-a.db"]));
     let (st, pol) = core_call(&env.core, "GET", "sys/policies/acl/k8s.team-a.db", None).await;
     assert_eq!(st, 200);
-    assert!(pol["data"]["policy"].as_str().unwrap().contains("database/creds/team-a-ro"));
+    assert!(pol["data"]["policy"]
+        .as_str()
+        .unwrap()
+        .contains("database/creds/team-a-ro"));
 
     // One reaching another namespace is refused with a condition, and
     // grants nothing.
-    create(&env, "secretpolicies", "team-a", policy("evil", &["web"], "secret/data/team-b/*")).await;
-    until("SecretPolicy refused", Duration::from_secs(20), async || {
-        let o = env.api.object("cairn.dev", "secretpolicies", Some("team-a"), "evil")?;
-        (ready(&o)? == "False/PathNotAllowed").then_some(())
-    })
+    create(
+        &env,
+        "secretpolicies",
+        "team-a",
+        policy("evil", &["web"], "secret/data/team-b/*"),
+    )
+    .await;
+    until(
+        "SecretPolicy refused",
+        Duration::from_secs(20),
+        async || {
+            let o = env
+                .api
+                .object("cairn.dev", "secretpolicies", Some("team-a"), "evil")?;
+            (ready(&o)? == "False/PathNotAllowed").then_some(())
+        },
+    )
     .await;
     let (st, _) = core_call(&env.core, "GET", "sys/policies/acl/k8s.team-a.evil", None).await;
     assert_eq!(st, 404);
@@ -230,20 +318,44 @@ async fn policies_credentials_and_cleanup_end_to_end() {
     assert_eq!(role["data"]["token_policies"], json!(["k8s.team-a.db"]));
 
     // A DynamicCredential: the Secret's login works in PostgreSQL.
-    create(&env, "dynamiccredentials", "team-a", credential("web-db", json!([]))).await;
-    let (user, password, lease) = until("Secret", Duration::from_secs(30), async || secret_creds(&env, "team-a", "web-db-secret")).await;
-    env.pg.connect(&user, &password).await.expect("the issued credential logs in");
-    let dc = until("DynamicCredential Ready", Duration::from_secs(20), async || {
-        let o = env.api.object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
-        (ready(&o)? == "True/Reconciled").then_some(o)
+    create(
+        &env,
+        "dynamiccredentials",
+        "team-a",
+        credential("web-db", json!([])),
+    )
+    .await;
+    let (user, password, lease) = until("Secret", Duration::from_secs(30), async || {
+        secret_creds(&env, "team-a", "web-db-secret")
     })
+    .await;
+    env.pg
+        .connect(&user, &password)
+        .await
+        .expect("the issued credential logs in");
+    let dc = until(
+        "DynamicCredential Ready",
+        Duration::from_secs(20),
+        async || {
+            let o = env
+                .api
+                .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
+            (ready(&o)? == "True/Reconciled").then_some(o)
+        },
+    )
     .await;
     assert_eq!(dc["status"]["leaseId"], lease);
     let version = dc["status"]["secretVersion"].as_str().unwrap();
     assert!(!version.contains(&password) && !dc.to_string().contains(&password));
     // The Secret is owned by the DynamicCredential.
-    let secret = env.api.object("", "secrets", Some("team-a"), "web-db-secret").unwrap();
-    assert_eq!(secret["metadata"]["ownerReferences"][0]["uid"], dc["metadata"]["uid"]);
+    let secret = env
+        .api
+        .object("", "secrets", Some("team-a"), "web-db-secret")
+        .unwrap();
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"],
+        dc["metadata"]["uid"]
+    );
 
     // Deleting it revokes the credential: the user is dropped.
     delete(&env, "dynamiccredentials", "team-a", "web-db").await;
@@ -277,7 +389,13 @@ async fn policies_credentials_and_cleanup_end_to_end() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_and_two_phase_rotation() {
     let env = setup("4s", "7s").await;
-    create(&env, "secretpolicies", "team-a", policy("db", &["web"], "database/creds/team-a-ro")).await;
+    create(
+        &env,
+        "secretpolicies",
+        "team-a",
+        policy("db", &["web"], "database/creds/team-a-ro"),
+    )
+    .await;
     create(
         &env,
         "deployments",
@@ -287,13 +405,27 @@ async fn renewal_and_two_phase_rotation() {
                         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "web"}]}}}}),
     )
     .await;
-    create(&env, "dynamiccredentials", "team-a", credential("web-db", json!([{"kind": "Deployment", "name": "web"}]))).await;
-    let (user1, _, lease1) = until("Secret", Duration::from_secs(30), async || secret_creds(&env, "team-a", "web-db-secret")).await;
+    create(
+        &env,
+        "dynamiccredentials",
+        "team-a",
+        credential("web-db", json!([{"kind": "Deployment", "name": "web"}])),
+    )
+    .await;
+    let (user1, _, lease1) = until("Secret", Duration::from_secs(30), async || {
+        secret_creds(&env, "team-a", "web-db-secret")
+    })
+    .await;
     // Renewed before its TTL ran out (at 50 % of 4 s).
     until("renewal", Duration::from_secs(10), async || {
-        let o = env.api.object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
+        let o = env
+            .api
+            .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
         let renewed = o.pointer("/status/lastRenewedAt")?.as_str()?.to_owned();
-        let created = o.pointer("/metadata/creationTimestamp")?.as_str()?.to_owned();
+        let created = o
+            .pointer("/metadata/creationTimestamp")?
+            .as_str()?
+            .to_owned();
         (renewed > created && o.pointer("/status/leaseId")?.as_str()? == lease1).then_some(())
     })
     .await;
@@ -304,18 +436,28 @@ async fn renewal_and_two_phase_rotation() {
     })
     .await;
     assert_ne!(user1, user2);
-    env.pg.connect(&user2, &password2).await.expect("the new credential logs in");
-    let deploy = env.api.object("apps", "deployments", Some("team-a"), "web").unwrap();
-    assert!(deploy.pointer("/spec/template/metadata/annotations/cairn.dev~1restartedAt").is_some());
+    env.pg
+        .connect(&user2, &password2)
+        .await
+        .expect("the new credential logs in");
+    let deploy = env
+        .api
+        .object("apps", "deployments", Some("team-a"), "web")
+        .unwrap();
+    assert!(deploy
+        .pointer("/spec/template/metadata/annotations/cairn.dev~1restartedAt")
+        .is_some());
     // The old user goes after the rollout and the grace period.
     until("old user dropped", Duration::from_secs(20), async || {
         (!pg_user_exists(&env, &user1).await).then_some(())
     })
     .await;
-    assert!(pg_user_exists(&env, &user2).await || {
-        // The new one may itself have been rotated meanwhile (7 s max TTL).
-        true
-    });
+    assert!(
+        pg_user_exists(&env, &user2).await || {
+            // The new one may itself have been rotated meanwhile (7 s max TTL).
+            true
+        }
+    );
     rbac_covers_every_call(&env);
 }
 
@@ -324,18 +466,39 @@ async fn renewal_and_two_phase_rotation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_leaves_one_live_credential() {
     let mut env = setup("1h", "24h").await;
-    create(&env, "secretpolicies", "team-a", policy("db", &["web"], "database/creds/team-a-ro")).await;
-    create(&env, "dynamiccredentials", "team-a", credential("web-db", json!([]))).await;
-    let (user, password, lease) = until("Secret", Duration::from_secs(30), async || secret_creds(&env, "team-a", "web-db-secret")).await;
+    create(
+        &env,
+        "secretpolicies",
+        "team-a",
+        policy("db", &["web"], "database/creds/team-a-ro"),
+    )
+    .await;
+    create(
+        &env,
+        "dynamiccredentials",
+        "team-a",
+        credential("web-db", json!([])),
+    )
+    .await;
+    let (user, password, lease) = until("Secret", Duration::from_secs(30), async || {
+        secret_creds(&env, "team-a", "web-db-secret")
+    })
+    .await;
     // Simulate a run that died after issuing: a lease owned by the object
     // that no Secret holds.
-    let dc = env.api.object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db").unwrap();
+    let dc = env
+        .api
+        .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")
+        .unwrap();
     let uid = dc["metadata"]["uid"].as_str().unwrap();
     let orphan = env
         .core
         .request(reqwest::Method::GET, "database/creds/team-a-ro")
         .header("X-Vault-Token", env.core.root_token())
-        .header("X-Cairn-Lease-Owner", format!("team-a/DynamicCredential/web-db/{uid}"))
+        .header(
+            "X-Cairn-Lease-Owner",
+            format!("team-a/DynamicCredential/web-db/{uid}"),
+        )
         .send()
         .await
         .unwrap()
@@ -354,7 +517,10 @@ async fn restart_leaves_one_live_credential() {
     .await;
     // The Secret's credential is untouched and live; one lease remains.
     let (user_after, _, lease_after) = secret_creds(&env, "team-a", "web-db-secret").unwrap();
-    assert_eq!((user_after.as_str(), lease_after.as_str()), (user.as_str(), lease.as_str()));
+    assert_eq!(
+        (user_after.as_str(), lease_after.as_str()),
+        (user.as_str(), lease.as_str())
+    );
     env.pg.connect(&user, &password).await.expect("still live");
     let (_, owned) = core_call(
         &env.core,
@@ -363,7 +529,11 @@ async fn restart_leaves_one_live_credential() {
         Some(json!({"owner": format!("team-a/DynamicCredential/web-db/{uid}")})),
     )
     .await;
-    assert_eq!(owned["data"]["leases"].as_array().unwrap().len(), 1, "{owned}");
+    assert_eq!(
+        owned["data"]["leases"].as_array().unwrap().len(),
+        1,
+        "{owned}"
+    );
 }
 
 /// Leases owned by a pod that no longer exists are revoked.
@@ -393,28 +563,36 @@ async fn pod_gc_revokes_leases_of_gone_pods() {
     let gone = issue("team-a/Pod/gone/00000000-0000-0000-0000-000000000000".into()).await;
     let gone_user = gone["data"]["username"].as_str().unwrap().to_owned();
     let alive_user = alive["data"]["username"].as_str().unwrap().to_owned();
-    until("gone pod's lease revoked", Duration::from_secs(30), async || {
-        (!pg_user_exists(&env, &gone_user).await).then_some(())
-    })
+    until(
+        "gone pod's lease revoked",
+        Duration::from_secs(30),
+        async || (!pg_user_exists(&env, &gone_user).await).then_some(()),
+    )
     .await;
     assert!(pg_user_exists(&env, &alive_user).await);
     // Deleting the live pod revokes its lease (delete event).
     let resp = client
-        .delete(format!("{}/api/v1/namespaces/team-a/pods/alive", env.api.url()))
+        .delete(format!(
+            "{}/api/v1/namespaces/team-a/pods/alive",
+            env.api.url()
+        ))
         .send()
         .await
         .unwrap();
     assert!(resp.status().is_success());
-    until("deleted pod's lease revoked", Duration::from_secs(30), async || {
-        (!pg_user_exists(&env, &alive_user).await).then_some(())
-    })
+    until(
+        "deleted pod's lease revoked",
+        Duration::from_secs(30),
+        async || (!pg_user_exists(&env, &alive_user).await).then_some(()),
+    )
     .await;
     rbac_covers_every_call(&env);
 }
 
 /// The chart's operator RBAC covers every call the operator made.
 fn rbac_covers_every_call(env: &Env) {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/cairn/files/rbac/operator.yaml");
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts/cairn/files/rbac/operator.yaml");
     let text = std::fs::read_to_string(file).unwrap();
     let doc: Value = serde_saphyr::from_str(&text).unwrap();
     let yaml = serde_json::to_string(
@@ -432,12 +610,20 @@ fn rbac_covers_every_call(env: &Env) {
         .recorder()
         .requests()
         .into_iter()
-        .filter(|r| r.is_resource() && r.user.as_deref() == Some("system:serviceaccount:cairn:cairn-operator"))
+        .filter(|r| {
+            r.is_resource()
+                && r.user.as_deref() == Some("system:serviceaccount:cairn:cairn-operator")
+        })
         .collect();
     assert!(!calls.is_empty(), "no operator call recorded");
     let uncovered: Vec<_> = calls
         .iter()
-        .filter(|r| !cluster.allows_request(r) && !(r.namespace == "cairn" && namespaced.allows_request(r)))
+        .filter(|r| {
+            !cluster.allows_request(r) && !(r.namespace == "cairn" && namespaced.allows_request(r))
+        })
         .collect();
-    assert!(uncovered.is_empty(), "calls outside the chart's operator RBAC: {uncovered:#?}");
+    assert!(
+        uncovered.is_empty(),
+        "calls outside the chart's operator RBAC: {uncovered:#?}"
+    );
 }

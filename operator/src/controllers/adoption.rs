@@ -34,7 +34,10 @@ struct OwnerLeases {
 }
 
 /// The leases the core holds for `dc`.
-pub async fn owned_leases(dc: &DynamicCredential, ctx: &Context) -> Result<Vec<LeaseInfo>, ReconcileError> {
+pub async fn owned_leases(
+    dc: &DynamicCredential,
+    ctx: &Context,
+) -> Result<Vec<LeaseInfo>, ReconcileError> {
     let owner = owner(dc)?;
     let client = ctx.core.client().await;
     let mut body = serde_json::Map::new();
@@ -58,7 +61,9 @@ pub async fn adopt(
     ctx: &Context,
     mut status: DynamicCredentialStatus,
 ) -> Result<DynamicCredentialStatus, ReconcileError> {
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let uid = dc.uid().ok_or(ReconcileError::Metadata("uid"))?;
     let live = owned_leases(dc, ctx).await?;
     let secrets: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
@@ -69,8 +74,14 @@ pub async fn adopt(
         .map(|s| s.annotations().clone())
         .unwrap_or_default();
     let is_live = |id: &str| live.iter().any(|l| l.id == id);
-    let current = annotations.get(LEASE_ANNOTATION).filter(|id| is_live(id)).cloned();
-    let previous = annotations.get(PREVIOUS_ANNOTATION).filter(|id| is_live(id)).cloned();
+    let current = annotations
+        .get(LEASE_ANNOTATION)
+        .filter(|id| is_live(id))
+        .cloned();
+    let previous = annotations
+        .get(PREVIOUS_ANNOTATION)
+        .filter(|id| is_live(id))
+        .cloned();
     let keep: BTreeSet<&String> = current.iter().chain(previous.iter()).collect();
     for lease in live.iter().filter(|l| !keep.contains(&l.id)) {
         revoke(ctx, &lease.id).await?;

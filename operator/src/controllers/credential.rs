@@ -52,7 +52,9 @@ pub struct Issued {
 /// The lease owner naming `dc`.
 pub fn owner(dc: &DynamicCredential) -> Result<LeaseOwner, ReconcileError> {
     Ok(LeaseOwner {
-        namespace: dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?,
+        namespace: dc
+            .namespace()
+            .ok_or(ReconcileError::Metadata("namespace"))?,
         kind: OWNER_KIND.to_owned(),
         name: dc.name_any(),
         uid: dc.uid().ok_or(ReconcileError::Metadata("uid"))?,
@@ -61,7 +63,9 @@ pub fn owner(dc: &DynamicCredential) -> Result<LeaseOwner, ReconcileError> {
 
 /// Issues a new credential for `dc`.
 pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, ReconcileError> {
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), &namespace);
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
@@ -72,7 +76,11 @@ pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, Reco
         ..Default::default()
     };
     let token = accounts
-        .create_token_request(&dc.spec.service_account_name, &PostParams::default(), &request)
+        .create_token_request(
+            &dc.spec.service_account_name,
+            &PostParams::default(),
+            &request,
+        )
         .await?
         .status
         .and_then(|s| s.token)
@@ -90,7 +98,12 @@ pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, Reco
         .map_err(ReconcileError::core("build a client"))?;
     let owner = owner(dc)?;
     let result = workload
-        .write_leased(reqwest::Method::GET, &dc.spec.path, &Map::new(), Some(&owner))
+        .write_leased(
+            reqwest::Method::GET,
+            &dc.spec.path,
+            &Map::new(),
+            Some(&owner),
+        )
         .await;
     // The login token is needed no more; the lease does not depend on it.
     if let Err(error) = workload.token_revoke_self().await {
@@ -122,7 +135,10 @@ pub fn secret_data(
         other => other.to_string().into_bytes(),
     };
     match &spec.template {
-        None => Ok(data.iter().map(|(k, v)| (k.clone(), ByteString(text(v)))).collect()),
+        None => Ok(data
+            .iter()
+            .map(|(k, v)| (k.clone(), ByteString(text(v))))
+            .collect()),
         Some(template) => template
             .iter()
             .map(|(key, field)| {
@@ -176,7 +192,9 @@ pub async fn apply_secret(
     previous: Option<&str>,
     rotated_at: Option<&str>,
 ) -> Result<String, ReconcileError> {
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let uid = dc.uid().ok_or(ReconcileError::Metadata("uid"))?;
     let data = secret_data(&dc.spec, &issued.data)?;
     let version = secret_version(&uid, &issued.lease_id, &data);
@@ -225,8 +243,13 @@ pub async fn apply_secret(
 
 /// Removes the rotation marks from the Secret once the previous credential
 /// is revoked.
-pub async fn clear_rotation_marks(dc: &DynamicCredential, ctx: &Context) -> Result<(), ReconcileError> {
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+pub async fn clear_rotation_marks(
+    dc: &DynamicCredential,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let api: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
     let patch = serde_json::json!({ "metadata": { "annotations": {
         PREVIOUS_ANNOTATION: null, ROTATED_AT_ANNOTATION: null } } });
@@ -261,7 +284,10 @@ pub async fn revoke(ctx: &Context, lease_id: &str) -> Result<(), ReconcileError>
 pub fn is_gone(e: &ClientError) -> bool {
     match e {
         ClientError::Api { status: 404, .. } => true,
-        ClientError::Api { status: 400, errors } => errors
+        ClientError::Api {
+            status: 400,
+            errors,
+        } => errors
             .iter()
             .any(|m| m.contains("invalid lease") || m.contains("not found")),
         _ => false,
@@ -302,7 +328,11 @@ mod tests {
         let all = secret_data(&spec(None), &creds()).unwrap();
         assert_eq!(all["username"].0, b"v-web-1");
         assert_eq!(all["port"].0, b"5432");
-        let mapped = secret_data(&spec(Some(&[("PGUSER", "username"), ("PGPASSWORD", "password")])), &creds()).unwrap();
+        let mapped = secret_data(
+            &spec(Some(&[("PGUSER", "username"), ("PGPASSWORD", "password")])),
+            &creds(),
+        )
+        .unwrap();
         assert_eq!(mapped.len(), 2);
         assert_eq!(mapped["PGPASSWORD"].0, b"s3cret");
         let missing = secret_data(&spec(Some(&[("X", "token")])), &creds());

@@ -38,11 +38,14 @@ const PERMANENT_RETRY: Duration = Duration::from_secs(600);
 /// The controller over every namespace's DynamicCredentials (and the
 /// Secrets they own, so a deleted or edited Secret is repaired).
 pub fn controller(client: kube::Client) -> Controller<DynamicCredential> {
-    Controller::new(Api::<DynamicCredential>::all(client.clone()), watcher::Config::default())
-        .owns(
-            Api::<Secret>::all(client),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=cairn-operator"),
-        )
+    Controller::new(
+        Api::<DynamicCredential>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Secret>::all(client),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=cairn-operator"),
+    )
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -63,9 +66,14 @@ pub async fn run(
 }
 
 #[tracing::instrument(skip_all, fields(namespace = dc.namespace(), name = %dc.name_any()))]
-async fn reconcile(dc: Arc<DynamicCredential>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn reconcile(
+    dc: Arc<DynamicCredential>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let uid = dc.uid().unwrap_or_default();
     let api: Api<DynamicCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, dc, |event| async {
@@ -75,7 +83,8 @@ async fn reconcile(dc: Arc<DynamicCredential>, ctx: Arc<Context>) -> Result<Acti
         }
     })
     .await;
-    ctx.metrics.reconciled(ControllerName::DynamicCredential, started.elapsed());
+    ctx.metrics
+        .reconciled(ControllerName::DynamicCredential, started.elapsed());
     result.map_err(|e| {
         // After any failure, check the object against the core again.
         ctx.forget(&uid);
@@ -93,7 +102,8 @@ async fn reconcile(dc: Arc<DynamicCredential>, ctx: Arc<Context>) -> Result<Acti
 }
 
 fn error_policy(dc: Arc<DynamicCredential>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(ControllerName::DynamicCredential, error.reason());
+    ctx.metrics
+        .failed(ControllerName::DynamicCredential, error.reason());
     tracing::warn!(error = %error, name = %dc.name_any(), "DynamicCredential reconcile failed");
     Action::requeue(ctx.next_backoff(&dc.uid().unwrap_or_default()))
 }
@@ -159,7 +169,8 @@ async fn apply(
             }
             status.conditions = vec![condition];
             status.observed_generation = dc.metadata.generation;
-            ctx.metrics.failed(ControllerName::DynamicCredential, error.reason());
+            ctx.metrics
+                .failed(ControllerName::DynamicCredential, error.reason());
             tracing::warn!(error = %error, "DynamicCredential refused");
             Action::requeue(PERMANENT_RETRY)
         }
@@ -230,7 +241,12 @@ fn clock(status: &DynamicCredentialStatus) -> Option<LeaseClock> {
     })
 }
 
-fn record_new_lease(dc: &DynamicCredential, status: &mut DynamicCredentialStatus, issued: &Issued, version: String) {
+fn record_new_lease(
+    dc: &DynamicCredential,
+    status: &mut DynamicCredentialStatus,
+    issued: &Issued,
+    version: String,
+) {
     let now = Timestamp::now();
     let expires = now
         .checked_add(jiff::SignedDuration::from_secs(
@@ -255,7 +271,10 @@ async fn first_issue(
 ) -> Result<(), ReconcileError> {
     let issued = issue(dc, ctx).await?;
     let rotated_at = Timestamp::now().to_string();
-    let previous = status.rotation.as_ref().map(|r| r.previous_lease_id.clone());
+    let previous = status
+        .rotation
+        .as_ref()
+        .map(|r| r.previous_lease_id.clone());
     let version = apply_secret(
         dc,
         ctx,
@@ -274,7 +293,14 @@ async fn first_issue(
         status.last_rotated_at = Some(Time(Timestamp::now()));
     }
     tracing::info!(lease = %issued.lease_id, "credential issued");
-    publish(ctx, dc, false, "Issued", format!("credential written to Secret {}", dc.spec.secret_name)).await;
+    publish(
+        ctx,
+        dc,
+        false,
+        "Issued",
+        format!("credential written to Secret {}", dc.spec.secret_name),
+    )
+    .await;
     Ok(())
 }
 
@@ -337,7 +363,14 @@ async fn rotate(
         rollouts_completed_at: None,
     });
     tracing::info!(lease = %issued.lease_id, "credential rotated; restarting targets");
-    publish(ctx, dc, false, "Rotated", format!("Secret {} holds a new credential", dc.spec.secret_name)).await;
+    publish(
+        ctx,
+        dc,
+        false,
+        "Rotated",
+        format!("Secret {} holds a new credential", dc.spec.secret_name),
+    )
+    .await;
     Ok(())
 }
 
@@ -348,7 +381,9 @@ async fn rollouts_done(
     ctx: &Context,
     status: &mut DynamicCredentialStatus,
 ) -> Result<bool, ReconcileError> {
-    let namespace = dc.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let Some(rotation) = status.rotation.as_mut() else {
         return Ok(true);
     };
@@ -387,7 +422,14 @@ async fn revoke_previous(
     clear_rotation_marks(dc, ctx).await?;
     status.rotation = None;
     tracing::info!(lease = %rotation.previous_lease_id, "previous credential revoked");
-    publish(ctx, dc, false, "RevokedPrevious", "the replaced credential was revoked after the rollouts".into()).await;
+    publish(
+        ctx,
+        dc,
+        false,
+        "RevokedPrevious",
+        "the replaced credential was revoked after the rollouts".into(),
+    )
+    .await;
     Ok(())
 }
 

@@ -12,7 +12,11 @@ where
     K: Resource<DynamicType = ()>,
 {
     let event = Event {
-        type_: if warning { EventType::Warning } else { EventType::Normal },
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: reason.to_owned(),
         note: Some(note),
         action: "Reconcile".to_owned(),

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::reflector::{self, Store};
 use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, ResourceExt};
 use serde::Deserialize;
@@ -78,7 +78,8 @@ impl PodGc {
                     match event {
                         Ok(watcher::Event::Delete(pod)) => {
                             if let (Some(ns), Some(uid)) = (pod.namespace(), pod.uid()) {
-                                gc.revoke(&format!("{ns}/{POD_KIND}/{}/{uid}", pod.name_any())).await;
+                                gc.revoke(&format!("{ns}/{POD_KIND}/{}/{uid}", pod.name_any()))
+                                    .await;
                             }
                         }
                         Ok(_) => {}
@@ -162,7 +163,11 @@ impl PodGc {
                     .unwrap_or(0);
                 if count > 0 {
                     self.metrics.pod_gc_revoked.inc();
-                    tracing::info!(owner, revoked = count, "revoked the leases of a deleted pod");
+                    tracing::info!(
+                        owner,
+                        revoked = count,
+                        "revoked the leases of a deleted pod"
+                    );
                 }
                 true
             }

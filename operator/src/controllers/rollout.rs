@@ -40,9 +40,14 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at) {
-                api.patch(&target.name, &PatchParams::default(), &Patch::Merge(restart_patch(restarted_at)))
-                    .await?
+            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            {
+                api.patch(
+                    &target.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(restart_patch(restarted_at)),
+                )
+                .await?
             } else {
                 current
             };
@@ -53,9 +58,14 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at) {
-                api.patch(&target.name, &PatchParams::default(), &Patch::Merge(restart_patch(restarted_at)))
-                    .await?
+            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            {
+                api.patch(
+                    &target.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(restart_patch(restarted_at)),
+                )
+                .await?
             } else {
                 current
             };
@@ -66,9 +76,14 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at) {
-                api.patch(&target.name, &PatchParams::default(), &Patch::Merge(restart_patch(restarted_at)))
-                    .await?
+            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            {
+                api.patch(
+                    &target.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(restart_patch(restarted_at)),
+                )
+                .await?
             } else {
                 current
             };
@@ -118,7 +133,8 @@ pub fn stateful_set_state(s: &StatefulSet) -> TargetState {
         return TargetState::Progressing;
     };
     let observed = status.observed_generation.unwrap_or(0) >= s.metadata.generation.unwrap_or(0);
-    let same_revision = status.update_revision.is_some() && status.update_revision == status.current_revision;
+    let same_revision =
+        status.update_revision.is_some() && status.update_revision == status.current_revision;
     if observed
         && status.updated_replicas.unwrap_or(0) >= want
         && status.ready_replicas.unwrap_or(0) >= want
@@ -153,7 +169,14 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
 
-    fn deployment(generation: i64, observed: i64, replicas: i32, updated: i32, total: i32, available: i32) -> Deployment {
+    fn deployment(
+        generation: i64,
+        observed: i64,
+        replicas: i32,
+        updated: i32,
+        total: i32,
+        available: i32,
+    ) -> Deployment {
         let mut d = Deployment {
             spec: DeploymentSpec {
                 replicas: Some(replicas),
@@ -174,11 +197,26 @@ mod tests {
 
     #[test]
     fn deployment_rollout_completes_only_when_old_pods_are_gone() {
-        assert_eq!(deployment_state(&deployment(2, 1, 2, 2, 2, 2)), TargetState::Progressing);
-        assert_eq!(deployment_state(&deployment(2, 2, 2, 1, 3, 2)), TargetState::Progressing);
-        assert_eq!(deployment_state(&deployment(2, 2, 2, 2, 3, 2)), TargetState::Progressing);
-        assert_eq!(deployment_state(&deployment(2, 2, 2, 2, 2, 1)), TargetState::Progressing);
-        assert_eq!(deployment_state(&deployment(2, 2, 2, 2, 2, 2)), TargetState::Complete);
+        assert_eq!(
+            deployment_state(&deployment(2, 1, 2, 2, 2, 2)),
+            TargetState::Progressing
+        );
+        assert_eq!(
+            deployment_state(&deployment(2, 2, 2, 1, 3, 2)),
+            TargetState::Progressing
+        );
+        assert_eq!(
+            deployment_state(&deployment(2, 2, 2, 2, 3, 2)),
+            TargetState::Progressing
+        );
+        assert_eq!(
+            deployment_state(&deployment(2, 2, 2, 2, 2, 1)),
+            TargetState::Progressing
+        );
+        assert_eq!(
+            deployment_state(&deployment(2, 2, 2, 2, 2, 2)),
+            TargetState::Complete
+        );
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub fn controller(client: kube::Client) -> Controller<SecretPolicy> {
 #[tracing::instrument(skip_all, fields(namespace = policy.namespace(), name = %policy.name_any()))]
 async fn reconcile(policy: Arc<SecretPolicy>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let started = Instant::now();
-    let namespace = policy.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = policy
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let api: Api<SecretPolicy> = Api::namespaced(ctx.kube.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, policy, |event| async {
         match event {
@@ -61,7 +63,8 @@ async fn reconcile(policy: Arc<SecretPolicy>, ctx: Arc<Context>) -> Result<Actio
         }
     })
     .await;
-    ctx.metrics.reconciled(ControllerName::SecretPolicy, started.elapsed());
+    ctx.metrics
+        .reconciled(ControllerName::SecretPolicy, started.elapsed());
     result.map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
@@ -73,7 +76,8 @@ async fn reconcile(policy: Arc<SecretPolicy>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn error_policy(policy: Arc<SecretPolicy>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(ControllerName::SecretPolicy, error.reason());
+    ctx.metrics
+        .failed(ControllerName::SecretPolicy, error.reason());
     tracing::warn!(error = %error, name = %policy.name_any(), "SecretPolicy reconcile failed");
     let key = policy.uid().unwrap_or_default();
     if error.is_permanent() {
@@ -89,7 +93,9 @@ async fn apply(
     ctx: &Context,
     api: &Api<SecretPolicy>,
 ) -> Result<Action, ReconcileError> {
-    let namespace = policy.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = policy
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let name = policy.name_any();
     let core_name = policy_name(&namespace, &name);
     let previous = policy.status.clone().unwrap_or_default();
@@ -186,7 +192,9 @@ async fn apply(
 }
 
 async fn cleanup(policy: &SecretPolicy, ctx: &Context) -> Result<Action, ReconcileError> {
-    let namespace = policy.namespace().ok_or(ReconcileError::Metadata("namespace"))?;
+    let namespace = policy
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
     let accounts: BTreeSet<String> = policy
         .spec
         .service_accounts

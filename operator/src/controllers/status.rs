@@ -25,7 +25,11 @@ where
     if current == Some(status) {
         return Ok(());
     }
-    let name = object.meta().name.clone().ok_or(ReconcileError::Metadata("name"))?;
+    let name = object
+        .meta()
+        .name
+        .clone()
+        .ok_or(ReconcileError::Metadata("name"))?;
     // A merge patch leaves out fields the new status no longer has: name
     // them with null so they are removed.
     let mut new = serde_json::to_value(status)

@@ -79,7 +79,14 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_the_status_stays() {
-        let first = ready_condition(&[], true, ConditionReason::Reconciled, "ok", Some(1), at(10));
+        let first = ready_condition(
+            &[],
+            true,
+            ConditionReason::Reconciled,
+            "ok",
+            Some(1),
+            at(10),
+        );
         let again = ready_condition(
             std::slice::from_ref(&first),
             true,

@@ -28,16 +28,8 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(
-        name = "Secret",
-        type_ = "string",
-        json_path = ".spec.secretName"
-    ),
-    printcolumn(
-        name = "Expires",
-        type_ = "date",
-        json_path = ".status.leaseExpiresAt"
-    ),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.leaseExpiresAt"),
     printcolumn(
         name = "Age",
         type_ = "date",

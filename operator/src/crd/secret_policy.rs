@@ -26,11 +26,7 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
-    printcolumn(
-        name = "Policy",
-        type_ = "string",
-        json_path = ".status.policyName"
-    ),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".status.policyName"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -69,7 +65,9 @@ pub struct PolicyRule {
 
 /// A capability of an ACL rule. `sudo` and `root` are not offered: a
 /// namespace's workloads never need privileged endpoints.
-#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     /// Write to a path that holds nothing yet.
