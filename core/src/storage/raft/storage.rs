@@ -3,7 +3,7 @@
 //! [`RaftStorage::read_barrier`]); writes go through the leader's log.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redb::Database;
 use async_trait::async_trait;
@@ -34,8 +34,6 @@ pub struct RaftStorage {
     log: LogStore,
     link: Arc<dyn LeaderLink>,
     timeout: Duration,
-    /// Read-index rounds shared by concurrent readers.
-    reads: Arc<super::read_index::ReadIndexRounds>,
 }
 
 /// The error a node without a reachable leader gives: it cannot know whether
@@ -59,7 +57,6 @@ impl RaftStorage {
     ) -> Self {
         RaftStorage {
             db: sm.database(),
-            reads: super::read_index::ReadIndexRounds::new(raft.clone(), link.clone(), timeout),
             raft,
             sm,
             log,
@@ -86,7 +83,22 @@ impl RaftStorage {
     /// The current leader's id and description, waiting up to the timeout for
     /// an election to finish.
     pub async fn leader(&self) -> Result<(u64, NodeInfo), StorageError> {
-        super::read_index::current_leader(&self.raft, self.timeout).await
+        let deadline = Instant::now() + self.timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_and_update();
+                if let Some(id) = m.current_leader {
+                    if let Some(node) = m.membership_config.membership().get_node(&id) {
+                        return Ok((id, node.clone()));
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, metrics.changed()).await.is_err() {
+                return Err(no_leader());
+            }
+        }
     }
 
     /// Every key and its (ciphertext) value in this node's state machine.
@@ -123,14 +135,27 @@ impl RaftStorage {
     /// before the call: the leader confirms its leadership with a quorum and
     /// hands out its commit index (read-index), then this node waits to apply it.
     pub async fn read_barrier(&self) -> Result<(), StorageError> {
-        let index = self.shared_read_index().await?;
-        self.wait_applied(index).await
+        // Leadership may be changing (a restarted node's election, a leader's
+        // death): retry until the timeout before calling the cluster unavailable.
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.read_index().await {
+                Ok(index) => return self.wait_applied(index).await,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
-    /// A read index from a round that starts after this call, shared with
-    /// every concurrent caller (see [`super::read_index`]).
-    pub async fn shared_read_index(&self) -> Result<u64, StorageError> {
-        self.reads.read_index().await
+    /// One read-index round through whoever leads now.
+    async fn read_index(&self) -> Result<u64, StorageError> {
+        let (leader_id, leader) = self.leader().await?;
+        let my_id = self.raft.metrics().borrow().id;
+        if leader_id == my_id {
+            self.local_read_index().await
+        } else {
+            self.link.read_index(&leader).await
+        }
     }
 
     /// Wait until the local state machine has applied `index`.
@@ -143,6 +168,15 @@ impl RaftStorage {
                 StorageError::Unavailable("timed out catching up with the raft leader".to_owned())
             })?;
         Ok(())
+    }
+
+    /// On the leader: confirm leadership with a quorum, then the index reads must
+    /// wait for.
+    pub async fn local_read_index(&self) -> Result<u64, StorageError> {
+        match tokio::time::timeout(self.timeout, self.raft.get_read_log_id()).await {
+            Ok(Ok((read, _applied))) => Ok(read.map(|id| id.index).unwrap_or(0)),
+            Ok(Err(_)) | Err(_) => Err(no_leader()),
+        }
     }
 
     /// On the leader: append `ops` as one entry and wait until it is committed
@@ -174,9 +208,11 @@ pub enum ProposeOutcome {
 #[async_trait]
 impl Storage for RaftStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        // A point read of redb is a few microseconds from the page cache: done
-        // in place, it costs less than the hop to the blocking pool and back.
-        read_key(&self.db, key)
+        let db = Arc::clone(&self.db);
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || read_key(&db, &key))
+            .await
+            .map_err(|e| StorageError::Io(e.to_string()))?
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
