@@ -73,7 +73,10 @@ pub struct AgentConfig {
     pub ca_file: Option<String>,
     /// Mount path of the Kubernetes auth method, without `auth/` (`kubernetes`).
     pub auth_mount: String,
-    /// The role to log in with at `auth/<auth_mount>/login`.
+    /// The role to log in with at `auth/<auth_mount>/login`; empty means
+    /// none, and the core then uses the pod's identity role
+    /// `<namespace>.<serviceAccount>` (kept by the operator).
+    #[serde(default)]
     pub role: String,
     /// The projected service-account token file, [`TOKEN_FILE`].
     pub token_file: String,
@@ -225,7 +228,6 @@ impl AgentConfig {
         for (field, value) in [
             ("cairn_addr", &self.cairn_addr),
             ("auth_mount", &self.auth_mount),
-            ("role", &self.role),
             ("token_file", &self.token_file),
             ("output_dir", &self.output_dir),
         ] {
@@ -428,8 +430,12 @@ mod tests {
             Err(AgentConfigError::SecretPath { .. })
         ));
         let mut c = config();
-        c.role = " ".into();
-        assert_eq!(c.validate(), Err(AgentConfigError::Empty("role")));
+        c.auth_mount = " ".into();
+        assert_eq!(c.validate(), Err(AgentConfigError::Empty("auth_mount")));
+        // No role: the core's identity role applies.
+        let mut c = config();
+        c.role = String::new();
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub fn mutate(pod: &Pod, config: &Config) -> Result<Option<Patch>, Deny> {
         }
     }
     let targets = targets(spec, &request)?;
-    let agent_config = agent_config(spec, config, &request)?;
+    let agent_config = agent_config(config, &request)?;
     let config_json = agent_config.to_json();
 
     let volume_names: BTreeSet<&str> = spec
@@ -194,17 +194,11 @@ fn targets<'a>(
     Ok(targets)
 }
 
-fn agent_config(
-    spec: &PodSpec,
-    config: &Config,
-    request: &InjectRequest,
-) -> Result<AgentConfig, Deny> {
-    let role = request.role.clone().unwrap_or_else(|| {
-        spec.service_account_name
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "default".to_owned())
-    });
+fn agent_config(config: &Config, request: &InjectRequest) -> Result<AgentConfig, Deny> {
+    // No role annotation: the agent logs in without one and the core uses the
+    // pod's identity role `<namespace>.<serviceAccount>`, which the operator
+    // keeps from the SecretPolicies naming it.
+    let role = request.role.clone().unwrap_or_default();
     let c = AgentConfig {
         version: SCHEMA_VERSION,
         cairn_addr: config.cairn_addr.clone(),

@@ -196,7 +196,7 @@ fn cases() -> Vec<Case> {
             config: native,
             expect: Expect::Inject(|p, c| {
                 assert_eq!(c.mode, AgentMode::InitOnly);
-                assert_eq!(c.role, "default");
+                assert_eq!(c.role, "", "no role annotation: the identity role");
                 assert_eq!(names(&p["spec"]["initContainers"]), ["cairn-agent-init"]);
                 assert_eq!(names(&p["spec"]["containers"]), ["migrate"]);
                 assert_eq!(p["spec"]["restartPolicy"], "Never");
@@ -236,7 +236,7 @@ fn cases() -> Vec<Case> {
                 assert_eq!(mounts_at(app, "/data")[0]["name"], "cairn-secrets");
                 assert_eq!(mounts_at(app, "/cairn/secrets")[0]["name"], "cairn-secrets-3");
                 assert_eq!(c.files[0].key.as_deref(), Some("api_key"));
-                assert_eq!(c.role, "legacy");
+                assert_eq!(c.role, "", "no role annotation: the identity role");
             }),
         },
         Case {

@@ -54,7 +54,7 @@ async fn token_request_then_review_checks_audience_expiry_and_service_account() 
         .create_subresource("token", "web", &PostParams::default(), &req)
         .await
         .unwrap();
-    let token = issued.status.unwrap().token.unwrap();
+    let token = issued.status.unwrap().token;
     assert_eq!(token.split('.').count(), 3, "a JWT");
 
     // Right audience.
@@ -135,7 +135,7 @@ async fn pod_bound_tokens_die_with_the_pod() {
         .create_subresource("token", "web", &PostParams::default(), &req)
         .await
         .unwrap();
-    let token = issued.status.unwrap().token.unwrap();
+    let token = issued.status.unwrap().token;
     let ok = review(&server, &token, &["cairn"]).await;
     assert_eq!(
         ok["status"]["user"]["extra"]["authentication.kubernetes.io/pod-name"],

@@ -204,7 +204,7 @@ async fn wait_rolled_out(api: &Api<Deployment>, generation: i64) -> Deployment {
     loop {
         let d = api.get("web").await.unwrap();
         let s = d.status.clone().unwrap_or_default();
-        let replicas = d.spec.replicas.unwrap_or(1);
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         if s.observed_generation == Some(generation)
             && s.updated_replicas == Some(replicas)
             && s.ready_replicas == Some(replicas)

@@ -328,9 +328,7 @@ fn lease_owner(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
     };
     let owner = Owner::parse_object(text).map_err(ApiError::bad_request)?;
     if let Owner::Object { namespace, .. } = &owner {
-        if !ctx.caller.entry.is_root()
-            && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str())
-        {
+        if !may_act_in_namespace(ctx, &call.path, namespace) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "a token may bind leases only to objects of its own namespace",
@@ -338,6 +336,17 @@ fn lease_owner(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
         }
     }
     Ok(owner)
+}
+
+/// Whether the caller may act on objects of `namespace` at `path`: a token
+/// bound to a namespace (Kubernetes login) only in its own, unless its
+/// policies grant `sudo` on the path (the operator's cross-namespace
+/// garbage collection) or it is root. A token bound to no namespace acts in
+/// none.
+pub fn may_act_in_namespace(ctx: &Ctx<'_>, path: &str, namespace: &str) -> bool {
+    ctx.caller.entry.is_root()
+        || ctx.caller.acl.allows(path, Capabilities::SUDO)
+        || caller_namespace(&ctx.caller.entry) == Some(namespace)
 }
 
 /// The Kubernetes namespace a token was issued for (Kubernetes auth sets it).

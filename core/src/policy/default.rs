@@ -44,6 +44,13 @@ path "sys/leases/lookup" {
   capabilities = ["update"]
 }
 
+# Allow a workload to find the leases its own pod or object owns (the core
+# limits a Kubernetes-login token to objects of its own namespace), e.g. the
+# CSI provider after a restart.
+path "sys/cairn/leases/owner" {
+  capabilities = ["update"]
+}
+
 # Allow a token to wait for changes of secrets (Cairn's change stream); each
 # watched path is checked for "read" on its own, so this reveals nothing.
 path "sys/cairn/watch/*" {
@@ -64,7 +71,7 @@ mod tests {
             Ok(p) => p,
             Err(e) => panic!("default policy does not parse: {e}"),
         };
-        assert_eq!(policy.paths.len(), 8);
+        assert_eq!(policy.paths.len(), 10);
         let acl = Acl::new(&[Arc::new(policy)]);
         let read = Capabilities::READ;
         let update = Capabilities::UPDATE;
@@ -77,14 +84,19 @@ mod tests {
             "sys/renew",
             "sys/leases/renew",
             "sys/leases/lookup",
+            "sys/cairn/leases/owner",
         ] {
             assert_eq!(acl.capabilities(path), update, "{path}");
         }
+        // Cairn's change stream: each watched path is checked on its own.
+        assert_eq!(acl.capabilities("sys/cairn/watch/secret/data/x"), read);
         for path in [
             "auth/token/create",
             "secret/data/x",
             "sys/policies/acl/default",
             "sys/leases/revoke",
+            "sys/cairn/leases/revoke-owner",
+            "sys/cairn/leases/owners",
         ] {
             assert!(acl.capabilities(path).is_empty(), "{path}");
         }

@@ -68,11 +68,11 @@ pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, Reco
         .ok_or(ReconcileError::Metadata("namespace"))?;
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.clone(), &namespace);
     let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            audiences: Some(vec![ctx.audience.clone()]),
+        spec: TokenRequestSpec {
+            audiences: vec![ctx.audience.clone()],
             expiration_seconds: Some(WORKLOAD_TOKEN_SECONDS),
             ..Default::default()
-        }),
+        },
         ..Default::default()
     };
     let token = accounts
@@ -83,7 +83,7 @@ pub async fn issue(dc: &DynamicCredential, ctx: &Context) -> Result<Issued, Reco
         )
         .await?
         .status
-        .and_then(|s| s.token)
+        .map(|s| s.token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ReconcileError::CoreAnswer("the TokenRequest answered no token".into()))?;
     let auth = ctx

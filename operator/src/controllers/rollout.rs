@@ -40,7 +40,8 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
+                != Some(restarted_at)
             {
                 api.patch(
                     &target.name,
@@ -58,7 +59,8 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
+                != Some(restarted_at)
             {
                 api.patch(
                     &target.name,
@@ -76,7 +78,8 @@ pub async fn restart_and_check(
             let Some(current) = api.get_opt(&target.name).await? else {
                 return Ok(TargetState::Missing);
             };
-            let current = if annotation(Some(&current.spec.template.metadata)) != Some(restarted_at)
+            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
+                != Some(restarted_at)
             {
                 api.patch(
                     &target.name,
@@ -111,7 +114,7 @@ fn restart_patch(restarted_at: &str) -> serde_json::Value {
 /// generation and every replica is updated and available, with no old ones
 /// left (what `kubectl rollout status` waits for).
 pub fn deployment_state(d: &Deployment) -> TargetState {
-    let want = d.spec.replicas.unwrap_or(1);
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = &d.status else {
         return TargetState::Progressing;
     };
@@ -128,7 +131,7 @@ pub fn deployment_state(d: &Deployment) -> TargetState {
 
 /// A StatefulSet is rolled out when every replica runs the update revision.
 pub fn stateful_set_state(s: &StatefulSet) -> TargetState {
-    let want = s.spec.replicas.unwrap_or(1);
+    let want = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = &s.status else {
         return TargetState::Progressing;
     };
@@ -178,10 +181,10 @@ mod tests {
         available: i32,
     ) -> Deployment {
         let mut d = Deployment {
-            spec: DeploymentSpec {
+            spec: Some(DeploymentSpec {
                 replicas: Some(replicas),
                 ..Default::default()
-            },
+            }),
             status: Some(DeploymentStatus {
                 observed_generation: Some(observed),
                 updated_replicas: Some(updated),

@@ -9,13 +9,14 @@
 //!   object is gone).
 //!
 //! Besides the ACL, a token bound to a namespace (Kubernetes login) may name
-//! only objects of its own namespace, as when it binds a lease.
+//! only objects of its own namespace, as when it binds a lease; `sudo` on the
+//! path (the operator's garbage collection) or root reaches every namespace.
 
 use serde_json::{json, Value};
 
 use super::leases::now_ms;
 use crate::api::call::Call;
-use crate::api::pipeline::{caller_namespace, Ctx};
+use crate::api::pipeline::{may_act_in_namespace, Ctx};
 use crate::api::reply::{ApiError, Reply};
 use crate::engines::Operation;
 use crate::lease::Owner;
@@ -42,14 +43,12 @@ fn owner_param(ctx: &Ctx<'_>, call: &Call) -> Result<Owner, ApiError> {
         .filter(|o| !o.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing owner (namespace/kind/name/uid)"))?;
     let owner = Owner::parse_object(&text).map_err(ApiError::bad_request)?;
-    if let Owner::Object { namespace, .. } = &owner {
-        if let Some(own) = caller_namespace(&ctx.caller.entry) {
-            if own != namespace && !ctx.caller.entry.is_root() {
-                return Err(ApiError::denied());
-            }
+    match &owner {
+        Owner::Object { namespace, .. } if !may_act_in_namespace(ctx, &call.path, namespace) => {
+            Err(ApiError::denied())
         }
+        _ => Ok(owner),
     }
-    Ok(owner)
 }
 
 /// `sys/cairn/leases/<rest>`.
@@ -59,14 +58,15 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiE
     match rest {
         "owners" if call.operation == Operation::Read => {
             let kind = call.query("kind").filter(|k| !k.is_empty());
-            let own = caller_namespace(&ctx.caller.entry).map(str::to_owned);
             let owners: Vec<Value> = leases
                 .owners(kind)
                 .await?
                 .into_iter()
-                .filter(|(o, _)| match (&own, o) {
-                    (Some(ns), Owner::Object { namespace, .. }) => ns == namespace,
-                    _ => true,
+                .filter(|(o, _)| match o {
+                    Owner::Object { namespace, .. } => {
+                        may_act_in_namespace(ctx, &call.path, namespace)
+                    }
+                    Owner::Token { .. } => false,
                 })
                 .map(|(o, count)| {
                     let mut v = owner_json(&o);

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::api::call::Call;
-use crate::api::pipeline::{caller_namespace, Ctx};
+use crate::api::pipeline::{may_act_in_namespace, Ctx};
 use crate::api::reply::{ApiError, Reply};
 use crate::auth::token::DurationParam;
 use crate::engines::Operation;
@@ -52,14 +52,7 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
             let id = lease_id(call, rest)?;
             let leases = &ctx.unsealed.leases;
             let entry = leases.lookup(&id).await?.ok_or(LeaseError::NotFound)?;
-            // An object-owned lease belongs to its namespace's identities.
-            if let Owner::Object { namespace, .. } = &entry.owner {
-                if !ctx.caller.entry.is_root()
-                    && caller_namespace(&ctx.caller.entry) != Some(namespace.as_str())
-                {
-                    return Err(ApiError::denied());
-                }
-            }
+            check_namespace(ctx, &call.path, &entry.owner)?;
             let increment = match call.param("increment") {
                 None => 0,
                 Some(v) => DurationParam::parse(&v).map_err(ApiError::bad_request)?.0,
@@ -73,6 +66,9 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
         }
         "revoke" if write => {
             let id = lease_id(call, rest)?;
+            if let Some(entry) = ctx.unsealed.leases.lookup(&id).await? {
+                check_namespace(ctx, &call.path, &entry.owner)?;
+            }
             ctx.unsealed.leases.revoke(&id).await?;
             Ok(Reply::empty())
         }
@@ -85,6 +81,17 @@ pub async fn route(ctx: &Ctx<'_>, call: &Call, head: &str, tail: &str) -> Result
             Ok(Reply::empty())
         }
         _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+/// An object-owned lease belongs to its namespace's identities: renewing or
+/// revoking it takes root or a token of that namespace.
+fn check_namespace(ctx: &Ctx<'_>, path: &str, owner: &Owner) -> Result<(), ApiError> {
+    match owner {
+        Owner::Object { namespace, .. } if !may_act_in_namespace(ctx, path, namespace) => {
+            Err(ApiError::denied())
+        }
+        _ => Ok(()),
     }
 }
 
