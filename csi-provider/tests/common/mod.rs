@@ -3,7 +3,10 @@
 //! binary on unix sockets, and a tonic client of those sockets.
 #![allow(dead_code)]
 
+// The core's own test fixtures, shared rather than copied.
+#[path = "../../../core/tests/common/postgres.rs"]
 pub mod postgres;
+#[path = "../../../core/tests/common/tokenreview.rs"]
 pub mod tokenreview;
 
 use std::io::Read;
