@@ -42,6 +42,22 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
+    // Every request runs to its end in a task of its own, even if the client
+    // (or the follower that forwarded it) goes away: a write whose entry
+    // reached the Raft log must keep its key's lock until the entry is
+    // applied, or the next writer reads the state before it and both claim
+    // the same version; and a database user once created must get its lease.
+    match tokio::spawn(serve_request(state, req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            reply::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+                .into_response()
+        }
+    }
+}
+
+async fn serve_request(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let started = Instant::now();
     let remote = req
         .extensions()

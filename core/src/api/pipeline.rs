@@ -131,20 +131,28 @@ pub async fn run(
 ) -> Result<Reply, ApiError> {
     // In a Raft cluster: forward writes to the leader, pass reads through a
     // read-index barrier (unless the client asked for stale reads).
-    let req = match state.node.cluster() {
-        Some(c) => match crate::cluster::routing::route(
-            c,
-            state.node.is_sealed(),
-            req,
-            state.max_request_size,
-        )
-        .await?
-        {
-            crate::cluster::routing::Routed::Local(req) => req,
-            crate::cluster::routing::Routed::Forwarded(reply) => return Ok(reply),
-        },
-        None => req,
+    use crate::cluster::routing::{route, Routed};
+    let Some(cluster) = state.node.cluster() else {
+        return serve(state, req, remote, request_id).await;
     };
+    match route(cluster, state.node.is_sealed(), req, state.max_request_size).await? {
+        Routed::Local(req) => serve(state, req, remote, request_id).await,
+        Routed::Leader(req, term) => {
+            crate::storage::raft::LEADER_TERM
+                .scope(term, serve(state, req, remote, request_id))
+                .await
+        }
+        Routed::Forwarded(reply) => Ok(reply),
+    }
+}
+
+/// Serve one request on this node.
+async fn serve(
+    state: &AppState,
+    req: Request<Body>,
+    remote: &str,
+    request_id: &str,
+) -> Result<Reply, ApiError> {
     let mut call = read_call(state, req).await?;
     if is_unauthenticated(&call.path) {
         return sys::unauthenticated(state, &call).await;

@@ -135,6 +135,11 @@ async fn api(
 
 /// Run a forwarded client request through this node's own API router.
 async fn serve_forwarded(c: &Cluster, req: ForwardedRequest) -> Result<ForwardedResponse, String> {
+    // Say so before running anything, so the follower retries elsewhere; a
+    // leadership change after this point is caught by the term guard.
+    if !c.storage.is_leader() {
+        return Err(super::routing::NOT_LEADER.to_owned());
+    }
     let router = c.api.get().cloned().ok_or("this node's API is not ready")?;
     let method = Method::from_bytes(req.method.as_bytes()).map_err(|_| "bad method".to_owned())?;
     let mut http = Request::builder().method(method).uri(req.uri.as_str());

@@ -32,9 +32,16 @@ const FORWARD_HEADERS: [&str; 6] = [
 pub enum Routed {
     /// Serve it here.
     Local(Request<Body>),
+    /// Serve it here as the leader of this term: its writes commit only in
+    /// that term (run it inside [`LEADER_TERM`](crate::storage::raft::LEADER_TERM)).
+    Leader(Request<Body>, u64),
     /// The leader served it; this is its answer.
     Forwarded(Reply),
 }
+
+/// What a node answers a forwarded request when it is not the leader: the
+/// request was not run, so the follower may send it to the new leader.
+pub const NOT_LEADER: &str = "this node is not the raft leader; the request was not run";
 
 /// Paths every node answers itself, sealed or not, leader or not.
 fn is_node_local(path: &str) -> bool {
@@ -76,15 +83,25 @@ pub async fn route(
     if sealed || is_node_local(req.uri().path()) {
         return Ok(Routed::Local(req));
     }
-    if req.headers().contains_key(FORWARDED_HEADER) {
-        // A follower sent this write here as the leader: serve it once this
-        // leader has applied everything earlier leaders committed.
+    let forwarded = req.headers().contains_key(FORWARDED_HEADER);
+    if forwarded || (!is_read(&req) && cluster.storage.is_leader()) {
+        // Writes run on the leader, and all of one request in one term: the
+        // term is fixed before the barrier, so everything the request reads
+        // was applied in it, and a write it makes after leadership moved is
+        // refused rather than applied over a newer leader's writes.
+        let term = cluster
+            .storage
+            .leader_term()
+            .ok_or_else(|| unavailable(NOT_LEADER))?;
+        if !cluster.leader_with_quorum() {
+            return Err(unavailable(crate::storage::raft::no_leader().to_string()));
+        }
         cluster
             .storage
             .read_barrier()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
-        return Ok(Routed::Local(req));
+        return Ok(Routed::Leader(req, term));
     }
     let stale = req
         .headers()
@@ -99,17 +116,6 @@ pub async fn route(
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
         }
-        return Ok(Routed::Local(req));
-    }
-    if cluster.storage.is_leader() {
-        if !cluster.leader_with_quorum() {
-            return Err(unavailable(crate::storage::raft::no_leader().to_string()));
-        }
-        cluster
-            .storage
-            .read_barrier()
-            .await
-            .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Local(req));
     }
     let forwarded = to_forwarded(req, max_body).await?;
@@ -143,6 +149,11 @@ pub async fn route(
                 raw: Some(("application/json", resp.body)),
                 ..Default::default()
             })),
+            // It reached a node that is no longer the leader, which ran nothing.
+            Ok(Err(e)) if e == NOT_LEADER && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             Ok(Err(e)) => Err(unavailable(format!(
                 "the raft leader could not serve the request: {e}"
             ))),

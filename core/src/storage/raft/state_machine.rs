@@ -283,17 +283,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 let mut last = None;
                 for entry in &entries {
                     last = Some(entry.log_id);
+                    let mut response = Response::default();
                     match &entry.payload {
                         EntryPayload::Blank => {}
-                        EntryPayload::Normal(Request { ops }) => {
-                            apply_ops(&txn, ops, &mut changed)?
+                        EntryPayload::Normal(Request { ops, term }) => {
+                            // Every node decides alike: the entry's own log id says
+                            // which term appended it.
+                            if term.is_some_and(|t| t != entry.log_id.leader_id.term) {
+                                response.stale_term = true;
+                            } else {
+                                apply_ops(&txn, ops, &mut changed)?
+                            }
                         }
                         EntryPayload::Membership(m) => {
                             let stored = typ::StoredMembership::new(Some(entry.log_id), m.clone());
                             StateMachine::put_meta(&txn, "membership", &stored)?;
                         }
                     }
-                    responses.push(Response {});
+                    responses.push(response);
                 }
                 StateMachine::put_meta(&txn, "last_applied", &last)?;
                 txn.commit().map_err(write_err)?;

@@ -36,6 +36,15 @@ pub struct RaftStorage {
     timeout: Duration,
 }
 
+tokio::task_local! {
+    /// The leader term the current request runs in, set by the cluster router
+    /// around a request it serves as the leader. Storage writes made under it
+    /// are proposed only here and only apply in that term (see
+    /// [`Request::term`]), because they were computed from what this leader
+    /// read in it.
+    pub static LEADER_TERM: u64;
+}
+
 /// The error a node without a reachable leader gives: it cannot know whether
 /// a majority elsewhere moved on, so it neither writes nor reads consistently.
 pub fn no_leader() -> StorageError {
@@ -126,9 +135,14 @@ impl RaftStorage {
 
     /// Whether this node is the leader right now (no round trip).
     pub fn is_leader(&self) -> bool {
+        self.leader_term().is_some()
+    }
+
+    /// The term this node leads in, if it is the leader right now.
+    pub fn leader_term(&self) -> Option<u64> {
         let m = self.raft.metrics();
         let m = m.borrow();
-        m.current_leader == Some(m.id)
+        (m.current_leader == Some(m.id)).then_some(m.current_term)
     }
 
     /// Wait until this node's state machine reflects every write committed
@@ -179,10 +193,50 @@ impl RaftStorage {
         }
     }
 
+    /// A read-modify-write computed by this node as leader of `term`: commit
+    /// it here, never forwarded, and only if appended in `term`.
+    ///
+    /// It returns only once the entry is applied or this node stopped leading
+    /// `term` — never on a timeout. The caller holds its key's write lock
+    /// until then, and the next writer of the key must not read before this
+    /// entry is applied; once the term has ended, nothing of it can be
+    /// appended any more, and a new term's writers read after everything
+    /// earlier terms committed.
+    async fn propose_in_term(&self, ops: Vec<WireOp>, term: u64) -> Result<(), StorageError> {
+        let write = self.raft.client_write(Request {
+            ops,
+            term: Some(term),
+        });
+        let deposed = async {
+            let mut metrics = self.raft.metrics();
+            loop {
+                {
+                    let m = metrics.borrow_and_update();
+                    if m.current_leader != Some(m.id) || m.current_term != term {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            written = write => match written {
+                Ok(resp) if resp.data.stale_term => Err(leadership_moved()),
+                Ok(_) => Ok(()),
+                Err(_) => Err(outcome_unknown()),
+            },
+            () = deposed => Err(outcome_unknown()),
+        }
+    }
+
     /// On the leader: append `ops` as one entry and wait until it is committed
-    /// and applied here.
+    /// and applied here. With `term`, the entry applies only if appended in
+    /// that term; otherwise nothing is written and the caller learns so.
     pub async fn propose(&self, ops: Vec<WireOp>) -> Result<ProposeOutcome, StorageError> {
-        match tokio::time::timeout(self.timeout, self.raft.client_write(Request { ops })).await {
+        let write = self.raft.client_write(Request { ops, term: None });
+        match tokio::time::timeout(self.timeout, write).await {
             Ok(Ok(resp)) => Ok(ProposeOutcome::Committed(resp.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Ok(ProposeOutcome::NotLeader(f.leader_node))
@@ -194,6 +248,24 @@ impl RaftStorage {
             )),
         }
     }
+}
+
+/// The error for a write refused because leadership changed while its
+/// request ran: nothing was written, so the client may safely retry.
+pub fn leadership_moved() -> StorageError {
+    StorageError::Unavailable(
+        "raft leadership changed while the request ran; nothing was written, retry the request"
+            .to_owned(),
+    )
+}
+
+/// The error for a write whose fate this node can no longer learn: its
+/// entry may still be committed by the next leader, or dropped.
+fn outcome_unknown() -> StorageError {
+    StorageError::Unavailable(
+        "raft leadership changed before the write was confirmed; it may or may not have been applied"
+            .to_owned(),
+    )
 }
 
 /// What happened to a proposal.
@@ -220,6 +292,9 @@ impl Storage for RaftStorage {
             return Ok(());
         }
         let ops: Vec<WireOp> = ops.into_iter().map(WireOp::from).collect();
+        if let Ok(term) = LEADER_TERM.try_with(|t| *t) {
+            return self.propose_in_term(ops, term).await;
+        }
         if self.is_leader() {
             match self.propose(ops.clone()).await? {
                 ProposeOutcome::Committed(_) => return Ok(()),

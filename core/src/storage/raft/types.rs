@@ -105,11 +105,24 @@ impl WireOp {
 pub struct Request {
     /// Applied in order, all in one state-machine transaction.
     pub ops: Vec<WireOp>,
+    /// The leader term the proposer read its state in. A read-modify-write
+    /// (a KV version, a check-and-set) is only correct in the term it read:
+    /// the entry applies only if it was appended in that same term, so a
+    /// deposed leader's late write, or one a new leader received from it, is
+    /// refused instead of overwriting what the new leader wrote meanwhile.
+    /// `None`: a blind write that applies in any term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
 }
 
-/// What applying a [`Request`] answers: nothing beyond success.
+/// What applying a [`Request`] answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Response {}
+pub struct Response {
+    /// The entry was appended in another term than it was read in, so its
+    /// writes were skipped (see [`Request::term`]).
+    #[serde(default)]
+    pub stale_term: bool,
+}
 
 /// Serde helper: bytes as standard base64 text.
 pub mod b64 {
@@ -149,6 +162,7 @@ mod tests {
                 },
                 WireOp::Delete { key: "c".into() },
             ],
+            term: Some(3),
         };
         let text = serde_json::to_string(&req).unwrap();
         assert!(text.contains("AP8H"), "{text}");
