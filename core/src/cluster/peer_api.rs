@@ -106,7 +106,7 @@ async fn forward_write(State(c): S, Json(req): Json<ForwardWrite>) -> Json<Resul
 async fn read_index(State(c): S) -> Json<Result<u64, String>> {
     Json(
         c.storage
-            .local_read_index()
+            .shared_read_index()
             .await
             .map_err(|e| e.to_string()),
     )

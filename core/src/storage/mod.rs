@@ -21,7 +21,7 @@ pub enum Op {
 }
 
 /// Failures of a storage backend.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The backend could not read or write its files.
     #[error("storage I/O failed: {0}")]

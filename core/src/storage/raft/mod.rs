@@ -3,6 +3,8 @@
 //! files under the raft `path`; log entries carry barrier ciphertext only.
 
 pub mod log_store;
+pub mod proposer;
+pub mod read_index;
 pub mod state_machine;
 pub mod storage;
 pub mod types;

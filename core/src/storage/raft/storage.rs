@@ -3,15 +3,14 @@
 //! [`RaftStorage::read_barrier`]); writes go through the leader's log.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::redb::Database;
 use async_trait::async_trait;
-use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::broadcast;
 
 use super::state_machine::{export_pairs, read_key, scan_prefix, Changes};
-use super::types::{typ, NodeInfo, Request, WireOp};
+use super::types::{typ, NodeInfo, WireOp};
 use super::{LogStore, StateMachine};
 use crate::storage::{Op, Storage, StorageError};
 
@@ -34,6 +33,10 @@ pub struct RaftStorage {
     log: LogStore,
     link: Arc<dyn LeaderLink>,
     timeout: Duration,
+    /// Read-index rounds shared by concurrent readers.
+    reads: Arc<super::read_index::ReadIndexRounds>,
+    /// Group commit of the leader's writes.
+    proposer: Arc<super::proposer::Proposer>,
 }
 
 tokio::task_local! {
@@ -66,6 +69,8 @@ impl RaftStorage {
     ) -> Self {
         RaftStorage {
             db: sm.database(),
+            reads: super::read_index::ReadIndexRounds::new(raft.clone(), link.clone(), timeout),
+            proposer: super::proposer::Proposer::new(raft.clone(), timeout),
             raft,
             sm,
             log,
@@ -92,22 +97,7 @@ impl RaftStorage {
     /// The current leader's id and description, waiting up to the timeout for
     /// an election to finish.
     pub async fn leader(&self) -> Result<(u64, NodeInfo), StorageError> {
-        let deadline = Instant::now() + self.timeout;
-        let mut metrics = self.raft.metrics();
-        loop {
-            {
-                let m = metrics.borrow_and_update();
-                if let Some(id) = m.current_leader {
-                    if let Some(node) = m.membership_config.membership().get_node(&id) {
-                        return Ok((id, node.clone()));
-                    }
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || tokio::time::timeout(left, metrics.changed()).await.is_err() {
-                return Err(no_leader());
-            }
-        }
+        super::read_index::current_leader(&self.raft, self.timeout).await
     }
 
     /// Every key and its (ciphertext) value in this node's state machine.
@@ -149,27 +139,14 @@ impl RaftStorage {
     /// before the call: the leader confirms its leadership with a quorum and
     /// hands out its commit index (read-index), then this node waits to apply it.
     pub async fn read_barrier(&self) -> Result<(), StorageError> {
-        // Leadership may be changing (a restarted node's election, a leader's
-        // death): retry until the timeout before calling the cluster unavailable.
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.read_index().await {
-                Ok(index) => return self.wait_applied(index).await,
-                Err(e) if Instant::now() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        let index = self.shared_read_index().await?;
+        self.wait_applied(index).await
     }
 
-    /// One read-index round through whoever leads now.
-    async fn read_index(&self) -> Result<u64, StorageError> {
-        let (leader_id, leader) = self.leader().await?;
-        let my_id = self.raft.metrics().borrow().id;
-        if leader_id == my_id {
-            self.local_read_index().await
-        } else {
-            self.link.read_index(&leader).await
-        }
+    /// A read index from a round that starts after this call, shared with
+    /// every concurrent caller (see [`super::read_index`]).
+    pub async fn shared_read_index(&self) -> Result<u64, StorageError> {
+        self.reads.read_index().await
     }
 
     /// Wait until the local state machine has applied `index`.
@@ -184,69 +161,11 @@ impl RaftStorage {
         Ok(())
     }
 
-    /// On the leader: confirm leadership with a quorum, then the index reads must
-    /// wait for.
-    pub async fn local_read_index(&self) -> Result<u64, StorageError> {
-        match tokio::time::timeout(self.timeout, self.raft.get_read_log_id()).await {
-            Ok(Ok((read, _applied))) => Ok(read.map(|id| id.index).unwrap_or(0)),
-            Ok(Err(_)) | Err(_) => Err(no_leader()),
-        }
-    }
-
-    /// A read-modify-write computed by this node as leader of `term`: commit
-    /// it here, never forwarded, and only if appended in `term`.
-    ///
-    /// It returns only once the entry is applied or this node stopped leading
-    /// `term` — never on a timeout. The caller holds its key's write lock
-    /// until then, and the next writer of the key must not read before this
-    /// entry is applied; once the term has ended, nothing of it can be
-    /// appended any more, and a new term's writers read after everything
-    /// earlier terms committed.
-    async fn propose_in_term(&self, ops: Vec<WireOp>, term: u64) -> Result<(), StorageError> {
-        let write = self.raft.client_write(Request {
-            ops,
-            term: Some(term),
-        });
-        let deposed = async {
-            let mut metrics = self.raft.metrics();
-            loop {
-                {
-                    let m = metrics.borrow_and_update();
-                    if m.current_leader != Some(m.id) || m.current_term != term {
-                        return;
-                    }
-                }
-                if metrics.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        tokio::select! {
-            written = write => match written {
-                Ok(resp) if resp.data.stale_term => Err(leadership_moved()),
-                Ok(_) => Ok(()),
-                Err(_) => Err(outcome_unknown()),
-            },
-            () = deposed => Err(outcome_unknown()),
-        }
-    }
-
-    /// On the leader: append `ops` as one entry and wait until it is committed
-    /// and applied here. With `term`, the entry applies only if appended in
-    /// that term; otherwise nothing is written and the caller learns so.
+    /// On the leader: commit `ops` atomically (in a log entry shared with
+    /// concurrent writers, see [`super::proposer`]) and wait until it is
+    /// applied here.
     pub async fn propose(&self, ops: Vec<WireOp>) -> Result<ProposeOutcome, StorageError> {
-        let write = self.raft.client_write(Request { ops, term: None });
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(Ok(resp)) => Ok(ProposeOutcome::Committed(resp.log_id.index)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Ok(ProposeOutcome::NotLeader(f.leader_node))
-            }
-            Ok(Err(e)) => Err(StorageError::Unavailable(format!("raft write failed: {e}"))),
-            // The entry may still commit later; the caller only learns it did not in time.
-            Err(_) => Err(StorageError::Unavailable(
-                "timed out waiting for a raft quorum to commit the write".to_owned(),
-            )),
-        }
+        self.proposer.propose(ops, None).await
     }
 }
 
@@ -259,17 +178,8 @@ pub fn leadership_moved() -> StorageError {
     )
 }
 
-/// The error for a write whose fate this node can no longer learn: its
-/// entry may still be committed by the next leader, or dropped.
-fn outcome_unknown() -> StorageError {
-    StorageError::Unavailable(
-        "raft leadership changed before the write was confirmed; it may or may not have been applied"
-            .to_owned(),
-    )
-}
-
 /// What happened to a proposal.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ProposeOutcome {
     /// Committed by a quorum and applied locally, at this log index.
     Committed(u64),
@@ -280,11 +190,9 @@ pub enum ProposeOutcome {
 #[async_trait]
 impl Storage for RaftStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let db = Arc::clone(&self.db);
-        let key = key.to_owned();
-        tokio::task::spawn_blocking(move || read_key(&db, &key))
-            .await
-            .map_err(|e| StorageError::Io(e.to_string()))?
+        // A point read of redb is a few microseconds from the page cache: done
+        // in place, it costs less than the hop to the blocking pool and back.
+        read_key(&self.db, key)
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
@@ -293,7 +201,9 @@ impl Storage for RaftStorage {
         }
         let ops: Vec<WireOp> = ops.into_iter().map(WireOp::from).collect();
         if let Ok(term) = LEADER_TERM.try_with(|t| *t) {
-            return self.propose_in_term(ops, term).await;
+            // A read-modify-write commits where and when it read: never
+            // forwarded, and only in the term it read in.
+            return self.proposer.propose(ops, Some(term)).await.map(|_| ());
         }
         if self.is_leader() {
             match self.propose(ops.clone()).await? {
