@@ -109,7 +109,12 @@ impl Cluster {
     /// Start `n` nodes: the first is initialised and unsealed, the others join
     /// through `retry_join` and are unsealed with the same shares.
     pub async fn start(n: usize, options: Options) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
+        // CAIRN_TEST_KEEP=1 keeps the nodes' data and logs for a post-mortem.
+        let dir = tempfile::Builder::new()
+            .prefix("cairn-cluster-")
+            .keep(std::env::var_os("CAIRN_TEST_KEEP").is_some())
+            .tempdir()
+            .unwrap();
         let pki = Pki::new(dir.path(), "test");
         let mut nodes = Vec::new();
         let mut leader_api = String::new();
