@@ -73,12 +73,18 @@ pub fn operator_policy(mount: &str, role: &str) -> Result<String, hcl::Error> {
             &["create", "read", "update", "delete"],
         ))
         .add_block(block(format!("auth/{mount}/role/{role}"), &["deny"]))
-        .add_block(block("sys/leases/renew".into(), &["update"]))
+        // The leases it manages are owned by objects of other namespaces
+        // (DynamicCredentials, pods); the core lets a namespace-bound token
+        // act on another namespace's leases only with sudo on the path.
+        .add_block(block("sys/leases/renew".into(), &["update", "sudo"]))
         .add_block(block("sys/leases/lookup".into(), &["update"]))
-        .add_block(block("sys/leases/revoke".into(), &["update"]))
-        .add_block(block("sys/cairn/leases/owners".into(), &["read"]))
-        .add_block(block("sys/cairn/leases/owner".into(), &["update"]))
-        .add_block(block("sys/cairn/leases/revoke-owner".into(), &["update"]))
+        .add_block(block("sys/leases/revoke".into(), &["update", "sudo"]))
+        .add_block(block("sys/cairn/leases/owners".into(), &["read", "sudo"]))
+        .add_block(block("sys/cairn/leases/owner".into(), &["update", "sudo"]))
+        .add_block(block(
+            "sys/cairn/leases/revoke-owner".into(),
+            &["update", "sudo"],
+        ))
         .build();
     hcl::to_string(&body)
 }

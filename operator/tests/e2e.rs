@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use cairn_e2e::{CoreServer, Postgres, TestApiServer};
 use serde_json::{json, Value};
 
+/// The core's service account (the chart names it after the release).
+const CORE_SERVICE_ACCOUNT: &str = "cairn";
+const OPERATOR_USER: &str = "system:serviceaccount:cairn:cairn-operator";
+const CORE_USER: &str = "system:serviceaccount:cairn:cairn";
+
 const CREATE: &str =
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
 
@@ -23,6 +28,13 @@ impl Drop for Env {
         if let Some(mut child) = self.operator.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failed test shows what the operator did (it never logs secrets).
+        if std::thread::panicking() {
+            eprintln!(
+                "---- operator log ----\n{}\n---- end of operator log ----",
+                operator_log(self)
+            );
         }
     }
 }
@@ -102,7 +114,18 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     assert!(st < 300, "{body}");
 
     // bootstrap: Kubernetes auth pointing at the test API server, the
-    // operator's role and policy.
+    // operator's role and policy. In a cluster the core sends TokenReviews
+    // with its own service account's token (the chart's core RBAC); outside
+    // one it would send the token under review, and the operator would seem
+    // to call TokenReview itself. Give the core its identity here too.
+    let reviewer = api.mint_token(
+        "cairn",
+        CORE_SERVICE_ACCOUNT,
+        &[],
+        Duration::from_secs(3600),
+    );
+    let reviewer_file = dir.path().join("reviewer-token");
+    std::fs::write(&reviewer_file, &reviewer).unwrap();
     let out = Command::new(operator_bin())
         .args([
             "bootstrap",
@@ -111,6 +134,8 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
             "--operator-namespace",
             "cairn",
         ])
+        .arg("--token-reviewer-jwt-file")
+        .arg(&reviewer_file)
         .env("CAIRN_ADDR", core.addr())
         .env("CAIRN_TOKEN", core.root_token())
         .output()
@@ -593,11 +618,20 @@ async fn pod_gc_revokes_leases_of_gone_pods() {
     rbac_covers_every_call(&env);
 }
 
-/// The chart's operator RBAC covers every call the operator made.
+/// The chart's operator RBAC covers every call the operator made, and the
+/// core's RBAC every call of the core (its TokenReviews).
 fn rbac_covers_every_call(env: &Env) {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/cairn/files/rbac/operator.yaml");
-    let text = std::fs::read_to_string(file).unwrap();
+    assert_chart_rbac_covers(env, "operator.yaml", OPERATOR_USER, "cairn");
+    assert_chart_rbac_covers(env, "core.yaml", CORE_USER, "cairn");
+}
+
+/// Every resource request of `user` is allowed by the ClusterRole or (in
+/// `release_namespace`) the Role the chart renders from `files/rbac/<file>`.
+fn assert_chart_rbac_covers(env: &Env, file: &str, user: &str, release_namespace: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts/cairn/files/rbac")
+        .join(file);
+    let text = std::fs::read_to_string(path).unwrap();
     let doc: Value = serde_saphyr::from_str(&text).unwrap();
     let yaml = serde_json::to_string(
         &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "op"}, "rules": doc["clusterRules"]}),
@@ -605,7 +639,7 @@ fn rbac_covers_every_call(env: &Env) {
     .unwrap();
     let cluster = cairn_e2e::rbac::Rules::from_yaml(&yaml).unwrap();
     let ns_yaml = serde_json::to_string(
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "op", "namespace": "cairn"}, "rules": doc["namespaceRules"]}),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "op", "namespace": release_namespace}, "rules": doc["namespaceRules"]}),
     )
     .unwrap();
     let namespaced = cairn_e2e::rbac::Rules::from_yaml(&ns_yaml).unwrap();
@@ -614,20 +648,18 @@ fn rbac_covers_every_call(env: &Env) {
         .recorder()
         .requests()
         .into_iter()
-        .filter(|r| {
-            r.is_resource()
-                && r.user.as_deref() == Some("system:serviceaccount:cairn:cairn-operator")
-        })
+        .filter(|r| r.is_resource() && r.user.as_deref() == Some(user))
         .collect();
-    assert!(!calls.is_empty(), "no operator call recorded");
+    assert!(!calls.is_empty(), "no call of {user} recorded");
     let uncovered: Vec<_> = calls
         .iter()
         .filter(|r| {
-            !cluster.allows_request(r) && !(r.namespace == "cairn" && namespaced.allows_request(r))
+            !cluster.allows_request(r)
+                && !(r.namespace == release_namespace && namespaced.allows_request(r))
         })
         .collect();
     assert!(
         uncovered.is_empty(),
-        "calls outside the chart's operator RBAC: {uncovered:#?}"
+        "calls of {user} outside the chart's RBAC ({file}): {uncovered:#?}"
     );
 }
