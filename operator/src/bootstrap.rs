@@ -195,5 +195,21 @@ mod tests {
             own.body.attributes().next().unwrap().expr,
             hcl::Expression::from(vec!["deny"])
         );
+        // The leases it renews, revokes and collects are owned by objects of
+        // other namespaces than its own: the core wants sudo for that.
+        for path in [
+            "sys/leases/renew",
+            "sys/leases/revoke",
+            "sys/cairn/leases/owners",
+            "sys/cairn/leases/owner",
+            "sys/cairn/leases/revoke-owner",
+        ] {
+            let block = body
+                .blocks()
+                .find(|b| b.labels[0].as_str() == path)
+                .unwrap();
+            let caps = block.body.attributes().next().unwrap().expr.to_string();
+            assert!(caps.contains("sudo"), "{path}: {caps}");
+        }
     }
 }
