@@ -73,12 +73,18 @@ pub fn operator_policy(mount: &str, role: &str) -> Result<String, hcl::Error> {
             &["create", "read", "update", "delete"],
         ))
         .add_block(block(format!("auth/{mount}/role/{role}"), &["deny"]))
-        .add_block(block("sys/leases/renew".into(), &["update"]))
+        // The leases it manages are owned by objects of other namespaces
+        // (DynamicCredentials, pods); the core lets a namespace-bound token
+        // act on another namespace's leases only with sudo on the path.
+        .add_block(block("sys/leases/renew".into(), &["update", "sudo"]))
         .add_block(block("sys/leases/lookup".into(), &["update"]))
-        .add_block(block("sys/leases/revoke".into(), &["update"]))
-        .add_block(block("sys/cairn/leases/owners".into(), &["read"]))
-        .add_block(block("sys/cairn/leases/owner".into(), &["update"]))
-        .add_block(block("sys/cairn/leases/revoke-owner".into(), &["update"]))
+        .add_block(block("sys/leases/revoke".into(), &["update", "sudo"]))
+        .add_block(block("sys/cairn/leases/owners".into(), &["read", "sudo"]))
+        .add_block(block("sys/cairn/leases/owner".into(), &["update", "sudo"]))
+        .add_block(block(
+            "sys/cairn/leases/revoke-owner".into(),
+            &["update", "sudo"],
+        ))
         .build();
     hcl::to_string(&body)
 }
@@ -189,5 +195,21 @@ mod tests {
             own.body.attributes().next().unwrap().expr,
             hcl::Expression::from(vec!["deny"])
         );
+        // The leases it renews, revokes and collects are owned by objects of
+        // other namespaces than its own: the core wants sudo for that.
+        for path in [
+            "sys/leases/renew",
+            "sys/leases/revoke",
+            "sys/cairn/leases/owners",
+            "sys/cairn/leases/owner",
+            "sys/cairn/leases/revoke-owner",
+        ] {
+            let block = body
+                .blocks()
+                .find(|b| b.labels[0].as_str() == path)
+                .unwrap();
+            let caps = block.body.attributes().next().unwrap().expr.to_string();
+            assert!(caps.contains("sudo"), "{path}: {caps}");
+        }
     }
 }

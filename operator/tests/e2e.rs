@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use cairn_e2e::{CoreServer, Postgres, TestApiServer};
 use serde_json::{json, Value};
 
+/// The core's service account (the chart names it after the release).
+const CORE_SERVICE_ACCOUNT: &str = "cairn";
+const OPERATOR_USER: &str = "system:serviceaccount:cairn:cairn-operator";
+const CORE_USER: &str = "system:serviceaccount:cairn:cairn";
+
 const CREATE: &str =
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
 
@@ -23,6 +28,13 @@ impl Drop for Env {
         if let Some(mut child) = self.operator.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failed test shows what the operator did (it never logs secrets).
+        if std::thread::panicking() {
+            eprintln!(
+                "---- operator log ----\n{}\n---- end of operator log ----",
+                operator_log(self)
+            );
         }
     }
 }
@@ -102,7 +114,18 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     assert!(st < 300, "{body}");
 
     // bootstrap: Kubernetes auth pointing at the test API server, the
-    // operator's role and policy.
+    // operator's role and policy. In a cluster the core sends TokenReviews
+    // with its own service account's token (the chart's core RBAC); outside
+    // one it would send the token under review, and the operator would seem
+    // to call TokenReview itself. Give the core its identity here too.
+    let reviewer = api.mint_token(
+        "cairn",
+        CORE_SERVICE_ACCOUNT,
+        &[],
+        Duration::from_secs(3600),
+    );
+    let reviewer_file = dir.path().join("reviewer-token");
+    std::fs::write(&reviewer_file, &reviewer).expect("write the reviewer token");
     let out = Command::new(operator_bin())
         .args([
             "bootstrap",
@@ -111,6 +134,8 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
             "--operator-namespace",
             "cairn",
         ])
+        .arg("--token-reviewer-jwt-file")
+        .arg(&reviewer_file)
         .env("CAIRN_ADDR", core.addr())
         .env("CAIRN_TOKEN", core.root_token())
         .output()
@@ -149,7 +174,12 @@ fn start_operator(env: &mut Env) {
     env.api
         .write_kubeconfig(&kubeconfig, Some(&kube_token))
         .unwrap();
-    let log = std::fs::File::create(env.dir.path().join("operator.log")).unwrap();
+    // Appended to, so a restarted operator's log follows the first one's.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.dir.path().join("operator.log"))
+        .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -253,6 +283,24 @@ fn secret_creds(env: &Env, ns: &str, name: &str) -> Option<(String, String, Stri
     Some((get("username")?, get("password")?, lease))
 }
 
+/// The ids of the leases the core holds for DynamicCredential `name` (uid `uid`).
+async fn owned_leases(env: &Env, name: &str, uid: &str) -> Vec<String> {
+    let (st, owned) = core_call(
+        &env.core,
+        "PUT",
+        "sys/cairn/leases/owner",
+        Some(json!({"owner": format!("team-a/DynamicCredential/{name}/{uid}")})),
+    )
+    .await;
+    assert_eq!(st, 200, "{owned}");
+    owned["data"]["leases"]
+        .as_array()
+        .expect("a list of leases")
+        .iter()
+        .map(|l| l["id"].as_str().expect("a lease id").to_owned())
+        .collect()
+}
+
 async fn pg_user_exists(env: &Env, user: &str) -> bool {
     let admin = env.pg.admin().await;
     let rows = admin
@@ -263,7 +311,6 @@ async fn pg_user_exists(env: &Env, user: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: written but first run only at merge, not yet debugged (issue 5 open) — run with --ignored"]
 async fn policies_credentials_and_cleanup_end_to_end() {
     let env = setup("1h", "24h").await;
 
@@ -346,6 +393,10 @@ async fn policies_credentials_and_cleanup_end_to_end() {
     )
     .await;
     assert_eq!(dc["status"]["leaseId"], lease);
+    // Issued once: the Secret's is the only credential (a reconcile on a
+    // cache without the last status write once issued a second one).
+    let uid = dc["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(owned_leases(&env, "web-db", uid).await, vec![lease.clone()]);
     let version = dc["status"]["secretVersion"].as_str().unwrap();
     assert!(!version.contains(&password) && !dc.to_string().contains(&password));
     // The Secret is owned by the DynamicCredential.
@@ -385,10 +436,58 @@ async fn policies_credentials_and_cleanup_end_to_end() {
     rbac_covers_every_call(&env);
 }
 
+/// A DynamicCredential created before the SecretPolicy granting its
+/// identity is refused (no role), then served as soon as the role exists,
+/// not at the next periodic retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_waits_for_its_secret_policy() {
+    let env = setup("1h", "24h").await;
+    create(
+        &env,
+        "dynamiccredentials",
+        "team-a",
+        credential("web-db", json!([])),
+    )
+    .await;
+    until("refused", Duration::from_secs(20), async || {
+        let o = env
+            .api
+            .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
+        (ready(&o)? == "False/PermissionDenied").then_some(())
+    })
+    .await;
+    create(
+        &env,
+        "secretpolicies",
+        "team-a",
+        policy("db", &["web"], "database/creds/team-a-ro"),
+    )
+    .await;
+    let (user, password, _) = until("Secret", Duration::from_secs(30), async || {
+        secret_creds(&env, "team-a", "web-db-secret")
+    })
+    .await;
+    env.pg
+        .connect(&user, &password)
+        .await
+        .expect("the issued credential logs in");
+    until(
+        "DynamicCredential Ready",
+        Duration::from_secs(20),
+        async || {
+            let o = env
+                .api
+                .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
+            (ready(&o)? == "True/Reconciled").then_some(())
+        },
+    )
+    .await;
+    rbac_covers_every_call(&env);
+}
+
 /// Renewal, then rotation at max TTL: the Deployment restarts, and the old
 /// user is dropped only after the rollout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: written but first run only at merge, not yet debugged (issue 5 open) — run with --ignored"]
 async fn renewal_and_two_phase_rotation() {
     let env = setup("4s", "7s").await;
     create(
@@ -454,11 +553,12 @@ async fn renewal_and_two_phase_rotation() {
         (!pg_user_exists(&env, &user1).await).then_some(())
     })
     .await;
+    // Whatever the Secret holds now (the new user may itself have been
+    // rotated meanwhile, 7 s max TTL) is live.
+    let (current, _, _) = secret_creds(&env, "team-a", "web-db-secret").unwrap();
     assert!(
-        pg_user_exists(&env, &user2).await || {
-            // The new one may itself have been rotated meanwhile (7 s max TTL).
-            true
-        }
+        pg_user_exists(&env, &current).await,
+        "the Secret's current user {current} does not exist"
     );
     rbac_covers_every_call(&env);
 }
@@ -466,7 +566,6 @@ async fn renewal_and_two_phase_rotation() {
 /// Killed between issuing a credential and anything else, then restarted:
 /// no duplicate, no leak, the Secret's credential is live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: written but first run only at merge, not yet debugged (issue 5 open) — run with --ignored"]
 async fn restart_leaves_one_live_credential() {
     let mut env = setup("1h", "24h").await;
     create(
@@ -525,23 +624,11 @@ async fn restart_leaves_one_live_credential() {
         (user.as_str(), lease.as_str())
     );
     env.pg.connect(&user, &password).await.expect("still live");
-    let (_, owned) = core_call(
-        &env.core,
-        "PUT",
-        "sys/cairn/leases/owner",
-        Some(json!({"owner": format!("team-a/DynamicCredential/web-db/{uid}")})),
-    )
-    .await;
-    assert_eq!(
-        owned["data"]["leases"].as_array().unwrap().len(),
-        1,
-        "{owned}"
-    );
+    assert_eq!(owned_leases(&env, "web-db", uid).await, vec![lease]);
 }
 
 /// Leases owned by a pod that no longer exists are revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: written but first run only at merge, not yet debugged (issue 5 open) — run with --ignored"]
 async fn pod_gc_revokes_leases_of_gone_pods() {
     let env = setup("1h", "24h").await;
     let issue = |owner: String| {
@@ -593,41 +680,49 @@ async fn pod_gc_revokes_leases_of_gone_pods() {
     rbac_covers_every_call(&env);
 }
 
-/// The chart's operator RBAC covers every call the operator made.
+/// The chart's operator RBAC covers every call the operator made, and the
+/// core's RBAC every call of the core (its TokenReviews).
 fn rbac_covers_every_call(env: &Env) {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/cairn/files/rbac/operator.yaml");
-    let text = std::fs::read_to_string(file).unwrap();
-    let doc: Value = serde_saphyr::from_str(&text).unwrap();
+    assert_chart_rbac_covers(env, "operator.yaml", OPERATOR_USER, "cairn");
+    assert_chart_rbac_covers(env, "core.yaml", CORE_USER, "cairn");
+}
+
+/// Every resource request of `user` is allowed by the ClusterRole or (in
+/// `release_namespace`) the Role the chart renders from `files/rbac/<file>`.
+fn assert_chart_rbac_covers(env: &Env, file: &str, user: &str, release_namespace: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts/cairn/files/rbac")
+        .join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let doc: Value = serde_saphyr::from_str(&text).expect("the RBAC file is YAML");
     let yaml = serde_json::to_string(
         &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "op"}, "rules": doc["clusterRules"]}),
     )
-    .unwrap();
-    let cluster = cairn_e2e::rbac::Rules::from_yaml(&yaml).unwrap();
+    .expect("JSON");
+    let cluster = cairn_e2e::rbac::Rules::from_yaml(&yaml).expect("cluster rules");
     let ns_yaml = serde_json::to_string(
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "op", "namespace": "cairn"}, "rules": doc["namespaceRules"]}),
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "op", "namespace": release_namespace}, "rules": doc["namespaceRules"]}),
     )
-    .unwrap();
-    let namespaced = cairn_e2e::rbac::Rules::from_yaml(&ns_yaml).unwrap();
+    .expect("JSON");
+    let namespaced = cairn_e2e::rbac::Rules::from_yaml(&ns_yaml).expect("namespace rules");
     let calls: Vec<_> = env
         .api
         .recorder()
         .requests()
         .into_iter()
-        .filter(|r| {
-            r.is_resource()
-                && r.user.as_deref() == Some("system:serviceaccount:cairn:cairn-operator")
-        })
+        .filter(|r| r.is_resource() && r.user.as_deref() == Some(user))
         .collect();
-    assert!(!calls.is_empty(), "no operator call recorded");
+    assert!(!calls.is_empty(), "no call of {user} recorded");
     let uncovered: Vec<_> = calls
         .iter()
         .filter(|r| {
-            !cluster.allows_request(r) && !(r.namespace == "cairn" && namespaced.allows_request(r))
+            let in_role = r.namespace == release_namespace && namespaced.allows_request(r);
+            !cluster.allows_request(r) && !in_role
         })
         .collect();
     assert!(
         uncovered.is_empty(),
-        "calls outside the chart's operator RBAC: {uncovered:#?}"
+        "calls of {user} outside the chart's RBAC ({file}): {uncovered:#?}"
     );
 }

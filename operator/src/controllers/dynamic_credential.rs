@@ -2,6 +2,7 @@
 //! revoke on delete. Each reconcile asks [`crate::rotation::plan`] for the
 //! next step, performs it, and records the outcome in the status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, ResourceExt};
 
@@ -24,7 +26,7 @@ use crate::controllers::rollout::{restart_and_check, TargetState};
 use crate::controllers::status::patch_status;
 use crate::crd::{
     ready_condition, ConditionReason, DynamicCredential, DynamicCredentialStatus, RotationStatus,
-    FINALIZER,
+    SecretPolicy, FINALIZER,
 };
 use crate::error::ReconcileError;
 use crate::metrics::ControllerName;
@@ -36,16 +38,49 @@ const ROLLOUT_POLL: Duration = Duration::from_secs(2);
 const PERMANENT_RETRY: Duration = Duration::from_secs(600);
 
 /// The controller over every namespace's DynamicCredentials (and the
-/// Secrets they own, so a deleted or edited Secret is repaired).
+/// Secrets they own, so a deleted or edited Secret is repaired). A change
+/// of a SecretPolicy also reconciles the DynamicCredentials of the service
+/// accounts it names: one refused because their identity had no role (the
+/// SecretPolicy applied in the same `kubectl apply` was not reconciled yet)
+/// gets its credential as soon as the role is written.
 pub fn controller(client: kube::Client) -> Controller<DynamicCredential> {
-    Controller::new(
+    let controller = Controller::new(
         Api::<DynamicCredential>::all(client.clone()),
         watcher::Config::default(),
     )
     .owns(
-        Api::<Secret>::all(client),
+        Api::<Secret>::all(client.clone()),
         watcher::Config::default().labels("app.kubernetes.io/managed-by=cairn-operator"),
+    );
+    let credentials = controller.store();
+    controller.watches(
+        Api::<SecretPolicy>::all(client),
+        watcher::Config::default(),
+        move |policy| {
+            let accounts = named_accounts(&policy);
+            credentials
+                .state()
+                .into_iter()
+                .filter(|dc| {
+                    dc.namespace() == policy.namespace()
+                        && accounts.contains(&dc.spec.service_account_name)
+                })
+                .map(|dc| ObjectRef::from_obj(dc.as_ref()))
+                .collect::<Vec<_>>()
+        },
     )
+}
+
+/// The service accounts a SecretPolicy names now or named at its last
+/// reconcile (a role it no longer grants changes too).
+fn named_accounts(policy: &SecretPolicy) -> BTreeSet<String> {
+    policy
+        .spec
+        .service_accounts
+        .iter()
+        .chain(policy.status.iter().flat_map(|s| s.service_accounts.iter()))
+        .cloned()
+        .collect()
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -74,8 +109,15 @@ async fn reconcile(
     let namespace = dc
         .namespace()
         .ok_or(ReconcileError::Metadata("namespace"))?;
-    let uid = dc.uid().unwrap_or_default();
     let api: Api<DynamicCredential> = Api::namespaced(ctx.kube.clone(), &namespace);
+    // The status is the operator's record of which credential is live. The
+    // cache may not hold this controller's last status write yet (the Secret
+    // written just before it can trigger the next reconcile first), and a
+    // stale status would issue or rotate a second time: read it fresh.
+    let Some(dc) = api.get_opt(&dc.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let uid = dc.uid().unwrap_or_default();
     let result = finalizer(&api, FINALIZER, dc, |event| async {
         match event {
             Finalizer::Apply(dc) => apply(&dc, &ctx, &api).await,

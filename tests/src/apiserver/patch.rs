@@ -62,17 +62,39 @@ pub fn apply_patch(kind: PatchKind, doc: &mut Value, patch: &Value) -> Result<()
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            // Kubernetes answers 422 for every JSON patch that cannot be applied, failed `test`s included.
-            json_patch::patch(doc, &ops).map_err(|e| {
-                ApiError::invalid(
-                    "patch",
-                    "",
-                    format!("the JSON patch could not be applied: {e}"),
-                )
-            })
+            // Kubernetes (evanphx/json-patch) lets `test` with a null value pass on a
+            // missing member of an existing object: kube-rs' finalizer helper adds the
+            // first finalizer with `test /metadata/finalizers null` + `add`. The
+            // `json-patch` crate fails such a test, so apply op by op on a copy.
+            let mut work = doc.clone();
+            for op in ops.0 {
+                if let json_patch::PatchOperation::Test(t) = &op {
+                    if t.value.is_null() && absent_in_existing_parent(&work, t.path.as_str()) {
+                        continue;
+                    }
+                }
+                // Kubernetes answers 422 for every JSON patch that cannot be applied, failed `test`s included.
+                json_patch::patch(&mut work, &[op]).map_err(|e| {
+                    ApiError::invalid(
+                        "patch",
+                        "",
+                        format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?;
+            }
+            *doc = work;
+            Ok(())
         }
         PatchKind::Apply => Err(ApiError::internal("server-side apply is not a plain patch")),
     }
+}
+
+/// Whether `pointer` names a missing member of an object that exists in `doc`.
+fn absent_in_existing_parent(doc: &Value, pointer: &str) -> bool {
+    let Some((parent, _)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    doc.pointer(pointer).is_none() && doc.pointer(parent).is_some_and(Value::is_object)
 }
 
 #[cfg(test)]
@@ -128,6 +150,32 @@ mod tests {
             &json!([{"op": "remove", "path": "/nope"}]),
         );
         assert_eq!(missing.unwrap_err().code, 422);
+    }
+
+    #[test]
+    fn json_patch_test_of_null_passes_on_a_missing_member() {
+        // What kube-rs' finalizer helper sends to add the first finalizer.
+        let first = json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["cairn.dev/cleanup"]},
+        ]);
+        let mut doc = json!({"metadata": {"name": "x"}});
+        apply_patch(PatchKind::Json, &mut doc, &first).unwrap();
+        assert_eq!(doc["metadata"]["finalizers"], json!(["cairn.dev/cleanup"]));
+        // Once the member exists, the same test fails, and nothing changes.
+        let before = doc.clone();
+        let err = apply_patch(PatchKind::Json, &mut doc, &first).unwrap_err();
+        assert_eq!(err.code, 422);
+        assert_eq!(doc, before);
+        // A null test under a missing parent still fails.
+        let mut doc = json!({"spec": {}});
+        let orphan = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}]);
+        assert_eq!(
+            apply_patch(PatchKind::Json, &mut doc, &orphan)
+                .unwrap_err()
+                .code,
+            422
+        );
     }
 
     #[test]
