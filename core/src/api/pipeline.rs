@@ -138,9 +138,17 @@ pub async fn run(
     match route(cluster, state.node.is_sealed(), req, state.max_request_size).await? {
         Routed::Local(req) => serve(state, req, remote, request_id).await,
         Routed::Leader(req, term) => {
-            crate::storage::raft::LEADER_TERM
-                .scope(term, serve(state, req, remote, request_id))
-                .await
+            use crate::storage::raft::{LeaderTerm, LEADER_TERM};
+            let (reply, committed) = LEADER_TERM
+                .scope(LeaderTerm::new(term), async {
+                    let reply = serve(state, req, remote, request_id).await;
+                    (reply, LEADER_TERM.with(LeaderTerm::committed))
+                })
+                .await;
+            if !committed {
+                crate::cluster::routing::confirm_leadership(cluster).await?;
+            }
+            reply
         }
         Routed::Forwarded(reply) => Ok(reply),
     }

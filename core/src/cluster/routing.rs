@@ -39,6 +39,18 @@ pub enum Routed {
     Forwarded(Reply),
 }
 
+/// After a request served as leader that committed nothing: confirm this
+/// node still led when it read (a read-index round that starts now), so an
+/// answer drawn from its reads — a failed check-and-set, a validation error —
+/// was not stale. Without that confirmation the answer is withheld.
+pub async fn confirm_leadership(cluster: &Cluster) -> Result<(), ApiError> {
+    cluster
+        .storage
+        .read_barrier()
+        .await
+        .map_err(|e| unavailable(e.to_string()))
+}
+
 /// What a node answers a forwarded request when it is not the leader: the
 /// request was not run, so the follower may send it to the new leader.
 pub const NOT_LEADER: &str = "this node is not the raft leader; the request was not run";
@@ -85,10 +97,15 @@ pub async fn route(
     }
     let forwarded = req.headers().contains_key(FORWARDED_HEADER);
     if forwarded || (!is_read(&req) && cluster.storage.is_leader()) {
-        // Writes run on the leader, and all of one request in one term: the
-        // term is fixed before the barrier, so everything the request reads
-        // was applied in it, and a write it makes after leadership moved is
-        // refused rather than applied over a newer leader's writes.
+        // Writes run on the leader, and all of one request in one term. Once
+        // the leader has applied an entry of its own term, it has applied
+        // everything earlier terms committed, and every write of its term
+        // that was answered: the request reads current state as long as this
+        // node still leads the term. A write it commits proves that (and one
+        // made after leadership moved is refused by the term guard); a
+        // request that commits nothing confirms it with a read-index round
+        // before answering (see `confirm_leadership`). This saves the
+        // quorum round a barrier before every write would cost.
         let term = cluster
             .storage
             .leader_term()
@@ -98,7 +115,7 @@ pub async fn route(
         }
         cluster
             .storage
-            .read_barrier()
+            .leader_caught_up()
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         return Ok(Routed::Leader(req, term));

@@ -12,7 +12,7 @@ pub mod types;
 pub use log_store::LogStore;
 pub use state_machine::{Changes, StateMachine};
 pub use storage::{
-    leadership_moved, no_leader, LeaderLink, ProposeOutcome, RaftStorage, LEADER_TERM,
+    leadership_moved, no_leader, LeaderLink, LeaderTerm, ProposeOutcome, RaftStorage, LEADER_TERM,
 };
 pub use types::{node_id_of, typ, NodeInfo, Request, Response, TypeConfig, WireOp};
 

@@ -2,6 +2,7 @@
 //! state-machine reads (callers that need linearizability first pass a
 //! [`RaftStorage::read_barrier`]); writes go through the leader's log.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +46,31 @@ tokio::task_local! {
     /// are proposed only here and only apply in that term (see
     /// [`Request::term`]), because they were computed from what this leader
     /// read in it.
-    pub static LEADER_TERM: u64;
+    pub static LEADER_TERM: LeaderTerm;
+}
+
+/// A request served as the leader of one term (see [`LEADER_TERM`]).
+pub struct LeaderTerm {
+    term: u64,
+    committed: AtomicBool,
+}
+
+impl LeaderTerm {
+    /// A request about to run as the leader of `term`.
+    pub fn new(term: u64) -> Self {
+        LeaderTerm {
+            term,
+            committed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the request committed a write in its term. A quorum accepted
+    /// that entry, which proves this node led the term when the request's
+    /// reads were current; a request that committed nothing must confirm its
+    /// leadership before it answers from what it read.
+    pub fn committed(&self) -> bool {
+        self.committed.load(Ordering::Acquire)
+    }
 }
 
 /// The error a node without a reachable leader gives: it cannot know whether
@@ -200,10 +225,12 @@ impl Storage for RaftStorage {
             return Ok(());
         }
         let ops: Vec<WireOp> = ops.into_iter().map(WireOp::from).collect();
-        if let Ok(term) = LEADER_TERM.try_with(|t| *t) {
+        if let Ok(term) = LEADER_TERM.try_with(|t| t.term) {
             // A read-modify-write commits where and when it read: never
             // forwarded, and only in the term it read in.
-            return self.proposer.propose(ops, Some(term)).await.map(|_| ());
+            self.proposer.propose(ops, Some(term)).await?;
+            LEADER_TERM.with(|t| t.committed.store(true, Ordering::Release));
+            return Ok(());
         }
         if self.is_leader() {
             match self.propose(ops.clone()).await? {
