@@ -95,8 +95,8 @@ pub async fn route(
     if sealed || is_node_local(req.uri().path()) {
         return Ok(Routed::Local(req));
     }
-    let forwarded = req.headers().contains_key(FORWARDED_HEADER);
-    if forwarded || (!is_read(&req) && cluster.storage.is_leader()) {
+    let sent_by_a_follower = req.headers().contains_key(FORWARDED_HEADER);
+    if sent_by_a_follower || (!is_read(&req) && cluster.storage.is_leader()) {
         // Writes run on the leader, and all of one request in one term. Once
         // the leader has applied an entry of its own term, it has applied
         // everything earlier terms committed, and every write of its term
