@@ -11,15 +11,9 @@ use std::path::Path;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use common::{admission_review, apply, pod, validate_against_schema, Injector, TestCa};
-
-fn client(ca: &TestCa) -> reqwest::Client {
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
-        .tls_info(true)
-        .build()
-        .unwrap()
-}
+use common::{
+    admission_review, apply, client, pod, post_review, validate_against_schema, Injector, TestCa,
+};
 
 fn write_pair(dir: &Path, cert: &str, key: &str) {
     // As a Kubernetes Secret volume does: new files renamed into place.
@@ -28,20 +22,6 @@ fn write_pair(dir: &Path, cert: &str, key: &str) {
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, dir.join(name)).unwrap();
     }
-}
-
-async fn post_review(client: &reqwest::Client, injector: &Injector, review: &Value) -> Value {
-    let response = client
-        .post(injector.url("/mutate"))
-        .json(review)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
-    assert_eq!(body["kind"], "AdmissionReview");
-    body["response"].clone()
 }
 
 #[tokio::test]

@@ -1,16 +1,18 @@
 //! End to end: the `cairn-operator` binary against the test API server of
 //! `cairn-e2e`, a real `cairn server` and a real PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on any error
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_e2e::{CoreServer, Postgres, TestApiServer};
 use serde_json::{json, Value};
 
-/// The core's service account (the chart names it after the release).
-const CORE_SERVICE_ACCOUNT: &str = "cairn";
-const OPERATOR_USER: &str = "system:serviceaccount:cairn:cairn-operator";
-const CORE_USER: &str = "system:serviceaccount:cairn:cairn";
+// The identities are the chart's: its release namespace and the service
+// accounts it gives the core and the operator, whose rendered RBAC their
+// recorded calls are checked against.
+use cairn_e2e::chart::{service_account, NAMESPACE};
 
 const CREATE: &str =
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';";
@@ -119,8 +121,8 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     // one it would send the token under review, and the operator would seem
     // to call TokenReview itself. Give the core its identity here too.
     let reviewer = api.mint_token(
-        "cairn",
-        CORE_SERVICE_ACCOUNT,
+        NAMESPACE,
+        &service_account("core"),
         &[],
         Duration::from_secs(3600),
     );
@@ -132,7 +134,7 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
             "--kubernetes-host",
             &api.url(),
             "--operator-namespace",
-            "cairn",
+            NAMESPACE,
         ])
         .arg("--token-reviewer-jwt-file")
         .arg(&reviewer_file)
@@ -160,16 +162,19 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
 
 fn start_operator(env: &mut Env) {
     let token = env.api.mint_token(
-        "cairn",
-        "cairn-operator",
+        NAMESPACE,
+        &service_account("operator"),
         &["cairn"],
         Duration::from_secs(3600),
     );
     let token_file = env.dir.path().join("token");
     std::fs::write(&token_file, &token).unwrap();
-    let kube_token = env
-        .api
-        .mint_token("cairn", "cairn-operator", &[], Duration::from_secs(3600));
+    let kube_token = env.api.mint_token(
+        NAMESPACE,
+        &service_account("operator"),
+        &[],
+        Duration::from_secs(3600),
+    );
     let kubeconfig = env.dir.path().join("kubeconfig");
     env.api
         .write_kubeconfig(&kubeconfig, Some(&kube_token))
@@ -190,7 +195,7 @@ fn start_operator(env: &mut Env) {
         .env("KUBECONFIG", &kubeconfig)
         .env("CAIRN_ADDR", env.core.addr())
         .env("CAIRN_TOKEN_FILE", &token_file)
-        .env("POD_NAMESPACE", "cairn")
+        .env("POD_NAMESPACE", NAMESPACE)
         .env("POD_NAME", format!("op-{port}"))
         .env("CAIRN_LEASE_DURATION", "3")
         .env("CAIRN_POD_GC_INTERVAL", "1")
@@ -680,49 +685,11 @@ async fn pod_gc_revokes_leases_of_gone_pods() {
     rbac_covers_every_call(&env);
 }
 
-/// The chart's operator RBAC covers every call the operator made, and the
-/// core's RBAC every call of the core (its TokenReviews).
+/// The RBAC the chart renders (`helm template`) for the operator's service
+/// account covers every call the operator made, and the core's every call of
+/// the core (its TokenReviews).
 fn rbac_covers_every_call(env: &Env) {
-    assert_chart_rbac_covers(env, "operator.yaml", OPERATOR_USER, "cairn");
-    assert_chart_rbac_covers(env, "core.yaml", CORE_USER, "cairn");
-}
-
-/// Every resource request of `user` is allowed by the ClusterRole or (in
-/// `release_namespace`) the Role the chart renders from `files/rbac/<file>`.
-fn assert_chart_rbac_covers(env: &Env, file: &str, user: &str, release_namespace: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../charts/cairn/files/rbac")
-        .join(file);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let doc: Value = serde_saphyr::from_str(&text).expect("the RBAC file is YAML");
-    let yaml = serde_json::to_string(
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "op"}, "rules": doc["clusterRules"]}),
-    )
-    .expect("JSON");
-    let cluster = cairn_e2e::rbac::Rules::from_yaml(&yaml).expect("cluster rules");
-    let ns_yaml = serde_json::to_string(
-        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "op", "namespace": release_namespace}, "rules": doc["namespaceRules"]}),
-    )
-    .expect("JSON");
-    let namespaced = cairn_e2e::rbac::Rules::from_yaml(&ns_yaml).expect("namespace rules");
-    let calls: Vec<_> = env
-        .api
-        .recorder()
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_resource() && r.user.as_deref() == Some(user))
-        .collect();
-    assert!(!calls.is_empty(), "no call of {user} recorded");
-    let uncovered: Vec<_> = calls
-        .iter()
-        .filter(|r| {
-            let in_role = r.namespace == release_namespace && namespaced.allows_request(r);
-            !cluster.allows_request(r) && !in_role
-        })
-        .collect();
-    assert!(
-        uncovered.is_empty(),
-        "calls of {user} outside the chart's RBAC ({file}): {uncovered:#?}"
-    );
+    let requests = env.api.recorder().requests();
+    cairn_e2e::chart::assert_rbac_covers("operator", &requests);
+    cairn_e2e::chart::assert_rbac_covers("core", &requests);
 }

@@ -43,6 +43,9 @@ pub enum RbacError {
     /// No Role or ClusterRole in it.
     #[error("no Role or ClusterRole in the YAML")]
     NoRoles,
+    /// A binding refers to a role the YAML does not hold.
+    #[error("a binding refers to the role {0}, which is not in the YAML")]
+    MissingRole(String),
 }
 
 fn strings(v: &Value, key: &str) -> Vec<String> {
@@ -107,6 +110,24 @@ fn collect(doc: &Value, out: &mut Vec<ScopedRule>) {
     }
 }
 
+/// The ClusterRoleBindings and RoleBindings of a document (or of a `List`).
+fn flatten<'a>(doc: &'a Value, out: &mut Vec<&'a Value>) {
+    match doc.get("kind").and_then(Value::as_str) {
+        Some("List") => {
+            for item in doc
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                flatten(item, out);
+            }
+        }
+        Some("ClusterRoleBinding" | "RoleBinding") => out.push(doc),
+        _ => {}
+    }
+}
+
 fn has(list: &[String], want: &str) -> bool {
     list.iter().any(|x| x == "*" || x == want)
 }
@@ -164,6 +185,98 @@ impl Rules {
             return Err(RbacError::NoRoles);
         }
         Ok(Rules(out))
+    }
+
+    /// The rules a YAML stream (e.g. `helm template` output) grants the service account
+    /// `namespace/name`, following its ClusterRoleBindings and RoleBindings (subjects of kind
+    /// ServiceAccount, its `system:serviceaccount:` user, or a group it is in). A ClusterRole
+    /// bound by a RoleBinding, and a Role, apply only in the binding's namespace. Empty when
+    /// nothing is bound to it; a binding to a role the stream does not hold is an error, as
+    /// the grant could not be checked.
+    pub fn bound_to(yaml: &str, namespace: &str, name: &str) -> Result<Rules, RbacError> {
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(yaml).map_err(|e| RbacError::Yaml(e.to_string()))?;
+        let mut roles = Vec::new();
+        let mut bindings = Vec::new();
+        for d in &docs {
+            flatten(d, &mut bindings);
+            collect(d, &mut roles);
+        }
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let groups = [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{namespace}"),
+            "system:authenticated".to_string(),
+        ];
+        let mut out = Vec::new();
+        for b in bindings {
+            let kind = b.get("kind").and_then(Value::as_str);
+            let binding_ns = match kind {
+                Some("RoleBinding") => Some(
+                    b.pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            let names_us = b
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|s| {
+                    let field = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
+                    match field("kind") {
+                        "ServiceAccount" => {
+                            let sa_ns = match field("namespace") {
+                                "" => binding_ns.as_deref().unwrap_or_default(),
+                                ns => ns,
+                            };
+                            field("name") == name && sa_ns == namespace
+                        }
+                        "User" => field("name") == user,
+                        "Group" => groups.iter().any(|g| g == field("name")),
+                        _ => false,
+                    }
+                });
+            if !names_us {
+                continue;
+            }
+            let ref_kind = b.pointer("/roleRef/kind").and_then(Value::as_str);
+            let ref_name = b
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let role_ns = match ref_kind {
+                Some("Role") => binding_ns.clone(),
+                _ => None,
+            };
+            let granted: Vec<&ScopedRule> = roles
+                .iter()
+                .filter(|r| r.role == ref_name && r.namespace == role_ns)
+                .collect();
+            let declared = docs.iter().any(|d| {
+                d.get("kind").and_then(Value::as_str) == ref_kind
+                    && d.pointer("/metadata/name").and_then(Value::as_str) == Some(ref_name)
+            });
+            if granted.is_empty() && !declared {
+                return Err(RbacError::MissingRole(ref_name.to_string()));
+            }
+            for r in granted {
+                out.push(ScopedRule {
+                    namespace: binding_ns.clone(),
+                    role: r.role.clone(),
+                    rule: r.rule.clone(),
+                });
+            }
+        }
+        Ok(Rules(out))
+    }
+
+    /// Whether no rule is granted at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     fn scoped<'a>(&'a self, ns: &'a str) -> impl Iterator<Item = &'a PolicyRule> + 'a {
@@ -304,6 +417,77 @@ metadata: {name: x}
         assert!(matches!(
             Rules::from_yaml("kind: ServiceAccount\n"),
             Err(RbacError::NoRoles)
+        ));
+    }
+
+    const BOUND: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: leader, namespace: cairn}
+rules:
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
+subjects: [{kind: ServiceAccount, name: op, namespace: cairn}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: leader, namespace: cairn}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: leader}
+subjects: [{kind: ServiceAccount, name: op}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: read-here, namespace: team-a}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
+subjects: [{kind: Group, name: "system:serviceaccounts:cairn"}]
+"#;
+
+    #[test]
+    fn bindings_decide_what_a_service_account_gets() {
+        let op = Rules::bound_to(BOUND, "cairn", "op").unwrap();
+        assert!(op.allows(&call("get", "", "secrets", "", "x")));
+        assert!(op.allows(&call(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "cairn"
+        )));
+        assert!(!op.allows(&call("update", "coordination.k8s.io", "leases", "", "x")));
+        // Another service account of the namespace: only the group's binding, in team-a.
+        let other = Rules::bound_to(BOUND, "cairn", "other").unwrap();
+        assert!(other.allows(&call("get", "", "secrets", "", "team-a")));
+        assert!(!other.allows(&call("get", "", "secrets", "", "x")));
+        assert!(!other.allows(&call(
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            "",
+            "cairn"
+        )));
+        // Nothing bound: no rules.
+        assert!(Rules::bound_to(BOUND, "elsewhere", "op")
+            .unwrap()
+            .is_empty());
+        // A binding to a role that is not there cannot be checked.
+        let dangling = BOUND.replace("name: leader}\nsubjects", "name: gone}\nsubjects");
+        assert!(matches!(
+            Rules::bound_to(&dangling, "cairn", "op"),
+            Err(RbacError::MissingRole(r)) if r == "gone"
         ));
     }
 }

@@ -249,10 +249,21 @@ pub struct Provider {
     pub log: PathBuf,
     core_addr: String,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Provider {
     pub async fn start(dir: &Path, core_addr: &str, extra: &[&str]) -> Provider {
+        Provider::start_with_env(dir, core_addr, extra, &[]).await
+    }
+
+    /// As [`Provider::start`], with `env` added to the process environment.
+    pub async fn start_with_env(
+        dir: &Path,
+        core_addr: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Provider {
         let mut p = Provider {
             child: None,
             dirs: vec![dir.join("providers"), dir.join("legacy/providers")],
@@ -260,6 +271,10 @@ impl Provider {
             log: dir.join("provider.log"),
             core_addr: core_addr.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         p.spawn().await;
         p
@@ -287,6 +302,7 @@ impl Provider {
             .args(level)
             .args(["--log-format", "json"])
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()

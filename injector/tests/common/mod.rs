@@ -127,6 +127,16 @@ impl Injector {
     /// Start the binary with the given cert files and extra arguments; wait
     /// (with a deadline) until it logged both bound addresses.
     pub fn start(cert: &Path, key: &Path, extra: &[&str]) -> Injector {
+        Injector::start_with_env(cert, key, extra, &[])
+    }
+
+    /// As [`Injector::start`], with `env` added to the process environment.
+    pub fn start_with_env(
+        cert: &Path,
+        key: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Injector {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-injector"))
             .args(["--listen", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .arg("--tls-cert")
@@ -145,6 +155,7 @@ impl Injector {
             ])
             .args(extra)
             .env_remove("POD_NAMESPACE")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -225,4 +236,28 @@ pub fn admission_review(uid: &str, pod: &Value) -> Value {
             "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
         }
     })
+}
+
+/// An HTTPS client that trusts `ca`.
+pub fn client(ca: &TestCa) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .tls_info(true)
+        .build()
+        .unwrap()
+}
+
+/// POSTs `review` to the injector's `/mutate`; the `response` of its AdmissionReview.
+pub async fn post_review(client: &reqwest::Client, injector: &Injector, review: &Value) -> Value {
+    let response = client
+        .post(injector.url("/mutate"))
+        .json(review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(body["kind"], "AdmissionReview");
+    body["response"].clone()
 }

@@ -23,9 +23,11 @@ mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use serde_json::{json, Value};
 
 pub use errors::ApiError;
@@ -214,6 +216,13 @@ impl TestApiServerBuilder {
         let app = axum::Router::new()
             .fallback(handlers::handle)
             .with_state(shared.clone());
+        // Counted before any HTTP is parsed, so a client that never gets a
+        // request through (e.g. one trying TLS, as in-cluster config does) still shows.
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        let listener = listener.tap_io(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -228,6 +237,7 @@ impl TestApiServerBuilder {
         TestApiServer {
             shared,
             addr,
+            connections,
             stop: Some(stop_tx),
         }
     }
@@ -237,6 +247,7 @@ impl TestApiServerBuilder {
 pub struct TestApiServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -311,6 +322,41 @@ impl TestApiServer {
             .mode(0o600)
             .open(path)?;
         f.write_all(self.kubeconfig(token).as_bytes())
+    }
+
+    /// TCP connections accepted so far, whether or not a request came through them.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The environment that points every way a program may find its cluster at this server:
+    /// `KUBECONFIG` (written to `kubeconfig`, with `token` as the bearer token) and the
+    /// in-cluster `KUBERNETES_SERVICE_HOST` / `_PORT` / `_PORT_HTTPS`. In-cluster clients
+    /// speak TLS, which this server does not; [`TestApiServer::connections`] still counts them.
+    pub fn cluster_env(
+        &self,
+        kubeconfig: &Path,
+        token: Option<&str>,
+    ) -> std::io::Result<Vec<(String, String)>> {
+        self.write_kubeconfig(kubeconfig, token)?;
+        let port = self.addr.port().to_string();
+        Ok(vec![
+            ("KUBECONFIG".into(), kubeconfig.display().to_string()),
+            ("KUBERNETES_SERVICE_HOST".into(), self.addr.ip().to_string()),
+            ("KUBERNETES_SERVICE_PORT".into(), port.clone()),
+            ("KUBERNETES_SERVICE_PORT_HTTPS".into(), port),
+        ])
+    }
+
+    /// Panics, naming `program` and what was seen, if anything connected or sent a request.
+    #[track_caller]
+    pub fn assert_untouched(&self, program: &str) {
+        let requests = self.recorder().requests();
+        let connections = self.connections();
+        assert!(
+            requests.is_empty() && connections == 0,
+            "{program} contacted the Kubernetes API ({connections} connections): {requests:#?}"
+        );
     }
 
     /// The request log.
