@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use common::{
     admission_review, apply, client, pod, post_review, validate_against_schema, Injector, TestCa,

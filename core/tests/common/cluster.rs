@@ -112,7 +112,7 @@ impl Cluster {
         // CAIRN_TEST_KEEP=1 keeps the nodes' data and logs for a post-mortem.
         let dir = tempfile::Builder::new()
             .prefix("cairn-cluster-")
-            .keep(std::env::var_os("CAIRN_TEST_KEEP").is_some())
+            .disable_cleanup(std::env::var_os("CAIRN_TEST_KEEP").is_some())
             .tempdir()
             .unwrap();
         let pki = Pki::new(dir.path(), "test");
