@@ -27,6 +27,29 @@ use crate::controllers::events::publish;
 use crate::crd::{DynamicCredential, DynamicCredentialStatus, RotationStatus};
 use crate::error::ReconcileError;
 
+/// Slack for the core's expiry being on whole seconds.
+const EXPIRY_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
+
+/// The expiry to keep for the lease the status already records: its own,
+/// unless it promises more than the core grants. The operator records an
+/// expiry counted from before its request, so it is at most the core's; one
+/// earlier than the core's (a renewal the status missed) only brings the
+/// next renewal forward. Taking the core's on every adoption rewrote the
+/// status of about every other unchanged object after each restart
+/// (issue 5's benchmark).
+fn adopted_expiry(recorded: Option<Time>, core: Option<Timestamp>) -> Option<Time> {
+    match (recorded, core) {
+        (Some(recorded), Some(core))
+            if core
+                .checked_add(EXPIRY_SLACK)
+                .is_ok_and(|limit| recorded.0 <= limit) =>
+        {
+            Some(recorded)
+        }
+        (recorded, core) => core.map(Time).or(recorded),
+    }
+}
+
 #[derive(Deserialize)]
 struct OwnerLeases {
     #[serde(default)]
@@ -102,14 +125,19 @@ pub async fn adopt(
                 .expire_time
                 .as_deref()
                 .and_then(|t| t.parse::<Timestamp>().ok());
-            if status.lease_id.as_ref() != Some(&lease.id) || status.last_renewed_at.is_none() {
+            let same_lease = status.lease_id.as_ref() == Some(&lease.id);
+            if !same_lease || status.last_renewed_at.is_none() {
                 // Unknown clock: count from now with what is left, so the
                 // renewal comes early rather than late.
                 status.last_renewed_at = Some(Time(now));
                 status.lease_duration_seconds = Some(u64::try_from(lease.ttl).unwrap_or(0));
             }
             status.lease_id = Some(lease.id.clone());
-            status.lease_expires_at = expires.map(Time).or(status.lease_expires_at);
+            status.lease_expires_at = if same_lease {
+                adopted_expiry(status.lease_expires_at.take(), expires)
+            } else {
+                expires.map(Time).or(status.lease_expires_at.take())
+            };
             status.lease_renewable = Some(lease.renewable);
         }
         None => {
@@ -134,4 +162,41 @@ pub async fn adopt(
         }
     });
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn a_recorded_expiry_before_the_cores_stands() {
+        // Counted from before the request and kept at whole seconds: the
+        // core's is later and not on a second.
+        let recorded = Time(at("2026-11-22T13:00:00Z"));
+        let kept = adopted_expiry(Some(recorded.clone()), Some(at("2026-11-22T13:00:00.4Z")));
+        assert_eq!(kept, Some(recorded.clone()));
+        // A renewal the status missed: the recorded one is far earlier,
+        // and still stands (the next renewal merely comes early).
+        let kept = adopted_expiry(Some(recorded.clone()), Some(at("2026-11-22T14:00:00Z")));
+        assert_eq!(kept, Some(recorded));
+    }
+
+    #[test]
+    fn a_recorded_expiry_later_than_the_cores_is_corrected() {
+        let core = at("2026-11-22T13:00:00Z");
+        let kept = adopted_expiry(Some(Time(at("2026-11-22T13:00:02Z"))), Some(core));
+        assert_eq!(kept, Some(Time(core)));
+    }
+
+    #[test]
+    fn a_missing_side_takes_the_other() {
+        let t = at("2026-11-22T13:00:00Z");
+        assert_eq!(adopted_expiry(None, Some(t)), Some(Time(t)));
+        assert_eq!(adopted_expiry(Some(Time(t)), None), Some(Time(t)));
+        assert_eq!(adopted_expiry(None, None), None);
+    }
 }

@@ -283,13 +283,17 @@ fn clock(status: &DynamicCredentialStatus) -> Option<LeaseClock> {
     })
 }
 
+/// Records a new lease; `asked` is the time the credential was asked for,
+/// before the core computed its expiry, so the recorded expiry is never
+/// later than the core's.
 fn record_new_lease(
     dc: &DynamicCredential,
     status: &mut DynamicCredentialStatus,
     issued: &Issued,
     version: String,
+    asked: Timestamp,
 ) {
-    let now = Timestamp::now();
+    let now = asked;
     let expires = now
         .checked_add(jiff::SignedDuration::from_secs(
             i64::try_from(issued.lease_duration).unwrap_or(i64::MAX / 2),
@@ -311,6 +315,7 @@ async fn first_issue(
     ctx: &Context,
     status: &mut DynamicCredentialStatus,
 ) -> Result<(), ReconcileError> {
+    let asked = Timestamp::now();
     let issued = issue(dc, ctx).await?;
     let rotated_at = Timestamp::now().to_string();
     let previous = status
@@ -326,7 +331,7 @@ async fn first_issue(
     )
     .await?;
     let replaced = status.lease_id.is_some() || previous.is_some();
-    record_new_lease(dc, status, &issued, version);
+    record_new_lease(dc, status, &issued, version, asked);
     if let Some(rotation) = status.rotation.as_mut() {
         rotation.started_at = Some(Time(Timestamp::now()));
         rotation.rollouts_completed_at = None;
@@ -356,9 +361,11 @@ async fn renew(
     };
     let issued_ttl = status.lease_duration_seconds.unwrap_or(0);
     let client = ctx.core.client().await;
+    // Counted from before the request: never later than the core's expiry.
+    let asked = Timestamp::now();
     match client.renew_lease(&lease_id, issued_ttl).await {
         Ok(renewal) => {
-            let now = Timestamp::now();
+            let now = asked;
             status.last_renewed_at = Some(Time(now));
             status.lease_renewable = Some(renewal.renewable);
             status.lease_expires_at = now
@@ -394,10 +401,11 @@ async fn rotate(
     let Some(previous) = status.lease_id.clone() else {
         return first_issue(dc, ctx, status).await;
     };
+    let asked = Timestamp::now();
     let issued = issue(dc, ctx).await?;
     let now = Timestamp::now();
     let version = apply_secret(dc, ctx, &issued, Some(&previous), Some(&now.to_string())).await?;
-    record_new_lease(dc, status, &issued, version);
+    record_new_lease(dc, status, &issued, version, asked);
     status.last_rotated_at = Some(Time(now));
     status.rotation = Some(RotationStatus {
         previous_lease_id: previous,
