@@ -441,6 +441,15 @@ fn invalidate_engine_caches(node: &crate::node::Node, keys: &[String]) {
 /// a snapshot replaces everything), the node rebuilds its unsealed state. The
 /// leader changed those itself, in memory, before writing them.
 pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
+    // Engine caches are dropped inside the apply, on every node, so a read
+    // that waited for an index never meets a cache older than it. (The leader
+    // updated its own in memory; dropping an entry there only costs a reload.)
+    let weak = Arc::downgrade(&node);
+    cluster.storage.set_apply_hook(Box::new(move |keys| {
+        if let Some(node) = weak.upgrade() {
+            invalidate_engine_caches(&node, keys);
+        }
+    }));
     let mut changes = cluster.storage.subscribe();
     tokio::spawn(async move {
         loop {
@@ -457,7 +466,6 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
             if cluster.storage.is_leader() {
                 continue;
             }
-            invalidate_engine_caches(&node, &keys);
             if !keys.iter().any(|k| invalidates_cache(k)) {
                 continue;
             }

@@ -12,7 +12,7 @@
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ::redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 use openraft::storage::RaftStateMachine;
@@ -55,7 +55,12 @@ pub struct StateMachine {
     db: Arc<Database>,
     changes: broadcast::Sender<Changes>,
     applies: Arc<AtomicU64>,
+    on_apply: Arc<OnceLock<ApplyHook>>,
 }
+
+/// Called with the keys an apply changed (`""`: everything may have), before
+/// the apply counts as done.
+pub type ApplyHook = Box<dyn Fn(&[String]) + Send + Sync>;
 
 fn any(e: impl ToString) -> AnyError {
     AnyError::error(e.to_string())
@@ -86,7 +91,23 @@ impl StateMachine {
             db: Arc::new(db),
             changes,
             applies: Arc::new(AtomicU64::new(0)),
+            on_apply: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Install the hook run after every apply, before openraft reports it
+    /// applied: a reader that waited for an index (the read barrier) then
+    /// finds caches derived from the changed keys already dropped. Set once.
+    pub fn set_apply_hook(&self, hook: ApplyHook) {
+        let _ = self.on_apply.set(hook);
+    }
+
+    fn changed(&self, keys: Vec<String>) {
+        if let Some(hook) = self.on_apply.get() {
+            hook(&keys);
+        }
+        // No subscriber is fine.
+        let _ = self.changes.send(Arc::new(keys));
     }
 
     /// The database, for local reads.
@@ -308,8 +329,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             })
             .await?;
         if !changed.is_empty() {
-            // No subscriber is fine: nothing caches derived state yet.
-            let _ = self.changes.send(Arc::new(changed));
+            self.changed(changed);
         }
         Ok(responses)
     }
@@ -353,7 +373,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             txn.commit().map_err(snap_err)
         })
         .await?;
-        let _ = self.changes.send(Arc::new(vec![String::new()]));
+        self.changed(vec![String::new()]);
         Ok(())
     }
 

@@ -109,6 +109,12 @@ impl RaftStorage {
         &self.raft
     }
 
+    /// Run `hook` with the keys of every apply before it counts as applied
+    /// (see [`StateMachine::set_apply_hook`]).
+    pub fn set_apply_hook(&self, hook: super::state_machine::ApplyHook) {
+        self.sm.set_apply_hook(hook);
+    }
+
     /// Subscribe to the keys each applied entry changes.
     pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
         self.sm.subscribe()
