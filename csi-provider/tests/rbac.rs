@@ -19,12 +19,7 @@ const MISSING: &str = "- {fileName: gone, path: secret/data/team-a/nothing-here}
 
 #[test]
 fn the_chart_binds_no_rules_to_the_csi_provider() {
-    let rules = chart::rbac_of("csi-provider");
-    assert!(
-        rules.is_empty(),
-        "the chart grants the CSI provider rules it never uses: {:#?}",
-        rules.0
-    );
+    chart::assert_binds_no_rules("csi-provider");
 }
 
 #[tokio::test]

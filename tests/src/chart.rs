@@ -109,6 +109,18 @@ pub fn user(component: &str) -> String {
     )
 }
 
+/// Panic unless the chart binds no RBAC rules at all to `component`'s
+/// ServiceAccount (for components that never call the Kubernetes API).
+#[track_caller]
+pub fn assert_binds_no_rules(component: &str) {
+    let rules = rbac_of(component);
+    assert!(
+        rules.is_empty(),
+        "the chart grants {component} rules it never uses: {:#?}",
+        rules.0
+    );
+}
+
 /// The rules the default render binds to `component`'s service account. Panics unless the
 /// render holds that ServiceAccount and the component's workload runs as it, so the rules
 /// are the ones its pods get.

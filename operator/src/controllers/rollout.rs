@@ -4,6 +4,7 @@
 //! changes nothing and starts no second rollout.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
@@ -34,70 +35,78 @@ pub async fn restart_and_check(
     target: &RestartTarget,
     restarted_at: &str,
 ) -> Result<TargetState, ReconcileError> {
+    let client = client.clone();
+    let name = &target.name;
     match target.kind {
         RestartTargetKind::Deployment => {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-            let Some(current) = api.get_opt(&target.name).await? else {
-                return Ok(TargetState::Missing);
-            };
-            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
-                != Some(restarted_at)
-            {
-                api.patch(
-                    &target.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(restart_patch(restarted_at)),
-                )
-                .await?
-            } else {
-                current
-            };
-            Ok(deployment_state(&current))
+            let template: Template<Deployment> = |d| d.spec.as_ref().map(|s| &s.template.metadata);
+            restart(
+                Api::namespaced(client, namespace),
+                name,
+                restarted_at,
+                template,
+                deployment_state,
+            )
+            .await
         }
         RestartTargetKind::StatefulSet => {
-            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-            let Some(current) = api.get_opt(&target.name).await? else {
-                return Ok(TargetState::Missing);
-            };
-            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
-                != Some(restarted_at)
-            {
-                api.patch(
-                    &target.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(restart_patch(restarted_at)),
-                )
-                .await?
-            } else {
-                current
-            };
-            Ok(stateful_set_state(&current))
+            let template: Template<StatefulSet> = |s| s.spec.as_ref().map(|s| &s.template.metadata);
+            restart(
+                Api::namespaced(client, namespace),
+                name,
+                restarted_at,
+                template,
+                stateful_set_state,
+            )
+            .await
         }
         RestartTargetKind::DaemonSet => {
-            let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-            let Some(current) = api.get_opt(&target.name).await? else {
-                return Ok(TargetState::Missing);
-            };
-            let current = if annotation(current.spec.as_ref().map(|s| &s.template.metadata))
-                != Some(restarted_at)
-            {
-                api.patch(
-                    &target.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(restart_patch(restarted_at)),
-                )
-                .await?
-            } else {
-                current
-            };
-            Ok(daemon_set_state(&current))
+            let template: Template<DaemonSet> = |d| d.spec.as_ref().map(|s| &s.template.metadata);
+            restart(
+                Api::namespaced(client, namespace),
+                name,
+                restarted_at,
+                template,
+                daemon_set_state,
+            )
+            .await
         }
     }
 }
 
-fn annotation(
-    meta: Option<&Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>>,
-) -> Option<&str> {
+type TemplateMeta<'a> = Option<&'a Option<ObjectMeta>>;
+/// Where a workload kind keeps its pod template's metadata.
+type Template<K> = for<'a> fn(&'a K) -> TemplateMeta<'a>;
+
+/// The restart of one workload kind: read it, patch its pod template's
+/// annotation unless it already carries `restarted_at`, judge its rollout.
+async fn restart<K>(
+    api: Api<K>,
+    name: &str,
+    restarted_at: &str,
+    template: Template<K>,
+    state: fn(&K) -> TargetState,
+) -> Result<TargetState, ReconcileError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let Some(current) = api.get_opt(name).await? else {
+        return Ok(TargetState::Missing);
+    };
+    let current = if annotation(template(&current)) != Some(restarted_at) {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(restart_patch(restarted_at)),
+        )
+        .await?
+    } else {
+        current
+    };
+    Ok(state(&current))
+}
+
+fn annotation(meta: TemplateMeta<'_>) -> Option<&str> {
     meta?
         .as_ref()?
         .annotations
