@@ -100,7 +100,7 @@ impl Cluster {
         std::fs::create_dir_all(&config.path).map_err(|e| {
             ClusterError::Storage(format!("cannot create {}: {e}", config.path.display()))
         })?;
-        let log = LogStore::open(&config.path.join("raft-log.redb"))
+        let log = LogStore::open(&config.path.join("raft-log"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(&config.path.join("raft-sm.redb"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;

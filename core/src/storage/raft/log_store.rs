@@ -1,19 +1,41 @@
-//! The Raft log in a redb file: entries by index, the vote, the purge point
-//! and the committed id. One writer thread commits whatever was queued in one
-//! durable transaction (group commit); appends return before their fsync
-//! and report it to openraft when it is done.
+//! The Raft log as append-only segment files.
+//!
+//! Everything the log keeps (entries, the vote, the committed id, truncations
+//! and purges) is a record appended to the newest segment file, so a group
+//! of appends costs one `write` and one `fdatasync`, with no B-tree pages and
+//! no file-system metadata beyond the file's length. Replaying the records
+//! in order at open rebuilds the state; an in-memory index maps each entry's
+//! index to where its record lies.
+//!
+//! Record: `len: u32 LE | crc32: u32 LE | kind: u8 | body`, where `len`
+//! counts kind and body and the CRC covers them. A crash mid-write leaves a
+//! torn record at the end of the newest segment; it is cut off at open. A bad
+//! record anywhere else is corruption, and the log refuses to open.
+//!
+//! Segments are named by sequence number (`00000000000000000001.seg`). A new
+//! one starts, once the current one has grown past its size, with the vote,
+//! committed id and purge point as they are then, so segments wholly before
+//! the purge point can be deleted without losing them.
+//!
+//! Appends do not wait for their fsync: entries go into a cache where readers
+//! find them at once, and a writer thread writes everything queued in one go
+//! and then reports the flush to openraft. The cache keeps the newest
+//! entries after they are durable too, so replication reads rarely touch the
+//! files.
 
 // openraft's storage traits fix the error type (openraft::StorageError, ~224 bytes).
 #![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
-use ::redb::{Database, Durability, ReadableTable, TableDefinition, WriteTransaction};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
 use serde::de::DeserializeOwned;
@@ -22,42 +44,89 @@ use tokio::sync::oneshot;
 
 use super::types::{typ, TypeConfig};
 
-/// Log entries (JSON) by index.
-const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-/// `vote`, `last_purged`, `committed` (JSON).
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// A segment is closed, and the next one started, past this size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// Durable entries kept in memory for readers, newest first, up to this size.
+const CACHE_BYTES: usize = 4 << 20;
+/// No record is larger (an entry is at most one request body, far smaller);
+/// a larger length in a header is garbage.
+const MAX_RECORD: u32 = 1 << 30;
+const HEADER: usize = 8;
 
-/// The log store; clones share the database (the clone is the log reader).
-///
-/// Appends do not wait for their fsync. An append puts its entries in
-/// `pending`, where readers find them at once (openraft reads them to
-/// replicate), and queues them for the writer thread, which commits
-/// everything queued in one durable transaction and then reports the flush
-/// to openraft. So the leader replicates an entry while its own fsync runs,
-/// instead of after it, and appends that arrive during an fsync share the
-/// next one.
+const KIND_ENTRY: u8 = 1;
+const KIND_VOTE: u8 = 2;
+const KIND_COMMITTED: u8 = 3;
+const KIND_TRUNCATE: u8 = 4;
+const KIND_PURGE: u8 = 5;
+
+/// The log store; clones share it (the clone is the log reader).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
-    /// Entries appended but not yet known durable, by index.
-    pending: Arc<Mutex<BTreeMap<u64, typ::Entry>>>,
+    shared: Arc<Shared>,
     writer: mpsc::Sender<Job>,
-    appends: Arc<AtomicU64>,
-    entries: Arc<AtomicU64>,
 }
+
+struct Shared {
+    state: Mutex<State>,
+    /// Groups written and fsynced, and entries appended, since open.
+    appends: AtomicU64,
+    entries: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Entries not yet durable, and the newest durable ones.
+    cache: BTreeMap<u64, Cached>,
+    cache_bytes: usize,
+    /// Where each entry in the files lies.
+    index: BTreeMap<u64, Slot>,
+    /// Read handles of the segments, by sequence number.
+    files: BTreeMap<u64, Arc<File>>,
+    vote: Option<typ::Vote>,
+    committed: Option<typ::LogId>,
+    last_purged: Option<typ::LogId>,
+}
+
+struct Cached {
+    entry: typ::Entry,
+    bytes: usize,
+    durable: bool,
+}
+
+/// A record's place: segment, offset of its header, length of kind + body.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    segment: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// Told once an append's records are durable, or failed.
+type Flushed = Box<dyn FnOnce(Result<(), io::Error>) + Send>;
 
 /// Work for the writer thread, done in queue order.
 enum Job {
-    /// Store entries; tell openraft once they are durable.
     Append {
+        /// Each entry's id and framed record.
         entries: Vec<(typ::LogId, Vec<u8>)>,
-        flushed: LogFlushed<TypeConfig>,
+        flushed: Flushed,
     },
-    /// Any other change of the log file, answered once durable.
-    Change {
-        change: Box<dyn FnOnce(&WriteTransaction) -> Result<(), typ::StorageError> + Send>,
-        done: Option<oneshot::Sender<Result<(), typ::StorageError>>>,
+    /// A vote, committed id, truncation or purge record.
+    Mark {
+        mark: Mark,
+        record: Vec<u8>,
+        done: Option<oneshot::Sender<Result<(), String>>>,
     },
+}
+
+#[derive(Clone, Copy)]
+enum Mark {
+    Vote,
+    Committed,
+    /// Entries from this index on are gone.
+    Truncate(u64),
+    /// Entries up to this index are gone.
+    Purge(u64),
 }
 
 fn io_err(e: impl ToString) -> AnyError {
@@ -72,200 +141,84 @@ fn write_err(e: impl ToString) -> typ::StorageError {
     StorageIOError::write_logs(io_err(e)).into()
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, typ::StorageError> {
-    serde_json::from_slice(bytes).map_err(read_err)
+fn writer_gone() -> typ::StorageError {
+    write_err("the raft log writer stopped")
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, typ::StorageError> {
-    serde_json::to_vec(value).map_err(write_err)
-}
-
-/// Lock `pending`; a panicking holder leaves a map that is still whole.
-fn lock(pending: &Mutex<BTreeMap<u64, typ::Entry>>) -> MutexGuard<'_, BTreeMap<u64, typ::Entry>> {
-    match pending.lock() {
+/// Lock the state; a panicking holder leaves maps that are still whole.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    match state.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     }
 }
 
-impl LogStore {
-    /// Open (or create) the log file at `path` and start its writer thread.
-    pub fn open(path: &Path) -> Result<Self, typ::StorageError> {
-        let db = Database::create(path).map_err(write_err)?;
-        let txn = db.begin_write().map_err(write_err)?;
-        txn.open_table(LOGS).map_err(write_err)?;
-        txn.open_table(META).map_err(write_err)?;
-        txn.commit().map_err(write_err)?;
-        let db = Arc::new(db);
-        let pending = Arc::new(Mutex::new(BTreeMap::new()));
-        let appends = Arc::new(AtomicU64::new(0));
-        let (writer, jobs) = mpsc::channel();
-        {
-            let (db, pending, appends) = (db.clone(), pending.clone(), appends.clone());
-            std::thread::Builder::new()
-                .name("raft-log-writer".to_owned())
-                .spawn(move || write_loop(&db, &pending, &appends, &jobs))
-                .map_err(write_err)?;
-        }
-        Ok(LogStore {
-            db,
-            pending,
-            writer,
-            appends,
-            entries: Arc::new(AtomicU64::new(0)),
-        })
-    }
-
-    /// (fsynced append transactions, entries appended) since open: the ratio
-    /// shows how many proposals shared one fsync.
-    pub fn append_stats(&self) -> (u64, u64) {
-        (
-            self.appends.load(Ordering::Relaxed),
-            self.entries.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Run blocking redb reads off the async workers.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, typ::StorageError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Database) -> Result<T, typ::StorageError> + Send + 'static,
-    {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
-            .await
-            .map_err(write_err)?
-    }
-
-    /// Queue a change of the log file behind every earlier append; with
-    /// `wait`, return once it is durable.
-    async fn change<F>(&self, wait: bool, change: F) -> Result<(), typ::StorageError>
-    where
-        F: FnOnce(&WriteTransaction) -> Result<(), typ::StorageError> + Send + 'static,
-    {
-        let (done, answer) = if wait {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        let job = Job::Change {
-            change: Box::new(change),
-            done,
-        };
-        self.writer
-            .send(job)
-            .map_err(|_| write_err("the raft log writer stopped"))?;
-        match answer {
-            Some(rx) => rx
-                .await
-                .map_err(|_| write_err("the raft log writer stopped"))?,
-            None => Ok(()),
-        }
-    }
-
-    async fn get_meta<T: DeserializeOwned + Send + 'static>(
-        &self,
-        name: &'static str,
-    ) -> Result<Option<T>, typ::StorageError> {
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(read_err)?;
-            let table = txn.open_table(META).map_err(read_err)?;
-            match table.get(name).map_err(read_err)? {
-                Some(v) => decode(v.value()).map(Some),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    /// Store a meta value behind earlier appends; with `wait`, once durable.
-    async fn put_meta<T: Serialize>(
-        &self,
-        name: &'static str,
-        value: &T,
-        wait: bool,
-    ) -> Result<(), typ::StorageError> {
-        let bytes = encode(value)?;
-        self.change(wait, move |txn| {
-            txn.open_table(META)
-                .map_err(write_err)?
-                .insert(name, bytes.as_slice())
-                .map_err(write_err)?;
-            Ok(())
-        })
-        .await
-    }
+/// `len | crc | kind | prefix | body` as one buffer.
+fn frame(kind: u8, prefix: &[u8], body: &[u8]) -> Vec<u8> {
+    let len = 1 + prefix.len() + body.len();
+    let mut out = Vec::with_capacity(HEADER + len);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.push(kind);
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(body);
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    out
 }
 
-/// The writer thread: take every queued job, do them in order in one
-/// durable transaction, then answer each. Ends when the last store is dropped.
-fn write_loop(
-    db: &Database,
-    pending: &Mutex<BTreeMap<u64, typ::Entry>>,
-    appends: &AtomicU64,
-    jobs: &mpsc::Receiver<Job>,
-) {
-    while let Ok(first) = jobs.recv() {
-        let mut group = vec![first];
-        group.extend(jobs.try_iter());
-        let result = commit_group(db, &mut group);
-        if group.iter().any(|job| matches!(job, Job::Append { .. })) {
-            appends.fetch_add(1, Ordering::Relaxed);
-        }
-        let mut durable = Vec::new();
-        for job in group {
-            match job {
-                Job::Append { entries, flushed } => match &result {
-                    Ok(()) => {
-                        durable.extend(entries.into_iter().map(|(id, _)| id));
-                        flushed.log_io_completed(Ok(()));
-                    }
-                    Err(e) => flushed.log_io_completed(Err(std::io::Error::other(e.to_string()))),
-                },
-                Job::Change { done, .. } => {
-                    if let Some(done) = done {
-                        // A caller that went away needs no answer.
-                        let _ = done.send(result.clone());
-                    }
-                }
-            }
-        }
-        // Durable entries are readable from the file now. An index truncated
-        // and appended again meanwhile holds another entry: keep that one.
-        let mut pending = lock(pending);
-        for id in durable {
-            if pending.get(&id.index).is_some_and(|e| e.log_id == id) {
-                pending.remove(&id.index);
-            }
-        }
-    }
+fn frame_json<T: Serialize>(kind: u8, value: &T) -> Result<Vec<u8>, typ::StorageError> {
+    let body = serde_json::to_vec(value).map_err(write_err)?;
+    Ok(frame(kind, &[], &body))
 }
 
-/// One durable transaction doing `group`'s work in order. Changes are taken
-/// out of their jobs (they run once); appends keep their entries' ids.
-fn commit_group(db: &Database, group: &mut [Job]) -> Result<(), typ::StorageError> {
-    let mut txn = db.begin_write().map_err(write_err)?;
-    txn.set_durability(Durability::Immediate);
-    for job in group.iter_mut() {
-        match job {
-            Job::Append { entries, .. } => {
-                let mut table = txn.open_table(LOGS).map_err(write_err)?;
-                for (id, bytes) in entries.iter_mut() {
-                    table
-                        .insert(id.index, bytes.as_slice())
-                        .map_err(write_err)?;
-                    // The bytes are in the transaction; free them early.
-                    *bytes = Vec::new();
-                }
-            }
-            Job::Change { change, .. } => {
-                let change = std::mem::replace(change, Box::new(|_| Ok(())));
-                change(&txn)?;
-            }
+/// An entry's record: its index (so replay needs no JSON), then the entry.
+fn frame_entry(entry: &typ::Entry) -> Result<Vec<u8>, typ::StorageError> {
+    let body = serde_json::to_vec(entry).map_err(write_err)?;
+    Ok(frame(KIND_ENTRY, &entry.log_id.index.to_le_bytes(), &body))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, typ::StorageError> {
+    serde_json::from_slice(bytes).map_err(read_err)
+}
+
+/// Read the entry at `slot` from `file`, checking its CRC.
+fn read_entry(file: &File, slot: Slot) -> Result<typ::Entry, typ::StorageError> {
+    let mut buf = vec![0; HEADER + slot.len as usize];
+    file.read_exact_at(&mut buf, slot.offset)
+        .map_err(read_err)?;
+    let payload = &buf[HEADER..];
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    if crc32fast::hash(payload) != crc || payload.first() != Some(&KIND_ENTRY) || payload.len() < 9
+    {
+        return Err(read_err(format!(
+            "raft log record at segment {} offset {} is corrupt",
+            slot.segment, slot.offset
+        )));
+    }
+    decode(&payload[9..])
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+/// The sequence numbers of the segments in `dir`, oldest first.
+fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for item in fs::read_dir(dir)? {
+        let name = item?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(id) = name.strip_suffix(".seg").and_then(|n| n.parse().ok()) {
+            ids.push(id);
         }
     }
-    txn.commit().map_err(write_err)
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// The index range `[start, end)` of a `RangeBounds<u64>`.
@@ -283,42 +236,554 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
     (start, end)
 }
 
+impl State {
+    fn cache_insert(&mut self, entry: typ::Entry, bytes: usize) {
+        let index = entry.log_id.index;
+        let cached = Cached {
+            entry,
+            bytes,
+            durable: false,
+        };
+        self.cache_bytes += bytes;
+        if let Some(old) = self.cache.insert(index, cached) {
+            self.cache_bytes -= old.bytes;
+        }
+    }
+
+    /// Drop cached entries for which `keep` is false.
+    fn cache_retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let mut freed = 0;
+        self.cache.retain(|index, c| {
+            let kept = keep(*index);
+            if !kept {
+                freed += c.bytes;
+            }
+            kept
+        });
+        self.cache_bytes -= freed;
+    }
+
+    /// Forget the oldest durable entries beyond the cache's size.
+    fn cache_trim(&mut self) {
+        while self.cache_bytes > CACHE_BYTES {
+            match self.cache.first_entry() {
+                Some(first) if first.get().durable => {
+                    self.cache_bytes -= first.remove().bytes;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Apply a replayed or written mark to the index.
+    fn apply_mark(&mut self, mark: Mark) {
+        match mark {
+            Mark::Truncate(from) => {
+                self.index.split_off(&from);
+            }
+            Mark::Purge(upto) => {
+                self.index = self.index.split_off(&(upto.saturating_add(1)));
+            }
+            Mark::Vote | Mark::Committed => {}
+        }
+    }
+}
+
+/// One segment as the writer knows it.
+struct Segment {
+    id: u64,
+    /// The highest index of any entry ever written to it.
+    last_index: Option<u64>,
+}
+
+/// The writer thread's side: the newest segment, open for appending.
+struct Writer {
+    dir: PathBuf,
+    segment_bytes: u64,
+    shared: Arc<Shared>,
+    active: File,
+    active_len: u64,
+    /// Every segment, oldest first; the last is `active`.
+    segments: Vec<Segment>,
+    /// The newest vote, committed and purge records, which start every
+    /// new segment.
+    vote: Option<Vec<u8>>,
+    committed: Option<Vec<u8>>,
+    purged: Option<Vec<u8>>,
+    /// Set after a failed write or fsync: what is in the file is unknown,
+    /// so nothing more is written (the node stops; a restart replays).
+    broken: Option<String>,
+}
+
+impl LogStore {
+    /// Open (or create) the log in directory `dir` and start its writer thread.
+    pub fn open(dir: &Path) -> Result<Self, typ::StorageError> {
+        Self::open_with(dir, SEGMENT_BYTES)
+    }
+
+    /// [`open`](Self::open) with a segment size of `segment_bytes`.
+    pub fn open_with(dir: &Path, segment_bytes: u64) -> Result<Self, typ::StorageError> {
+        fs::create_dir_all(dir).map_err(write_err)?;
+        let mut state = State::default();
+        let mut segments = Vec::new();
+        let ids = list_segments(dir).map_err(read_err)?;
+        for (n, &id) in ids.iter().enumerate() {
+            let newest = n + 1 == ids.len();
+            segments.push(replay(dir, id, newest, &mut state)?);
+        }
+        if segments.is_empty() {
+            File::create(segment_path(dir, 1)).map_err(write_err)?;
+            sync_dir(dir).map_err(write_err)?;
+            segments.push(Segment {
+                id: 1,
+                last_index: None,
+            });
+        }
+        for seg in &segments {
+            let file = File::open(segment_path(dir, seg.id)).map_err(read_err)?;
+            state.files.insert(seg.id, Arc::new(file));
+        }
+        let active_id = segments.last().map_or(1, |s| s.id);
+        let active = OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir, active_id))
+            .map_err(write_err)?;
+        let active_len = active.metadata().map_err(read_err)?.len();
+        let vote = state.vote.map(|v| frame_json(KIND_VOTE, &v)).transpose()?;
+        let committed = state
+            .committed
+            .map(|c| frame_json(KIND_COMMITTED, &Some(c)))
+            .transpose()?;
+        let purged = state
+            .last_purged
+            .map(|p| frame_json(KIND_PURGE, &p))
+            .transpose()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            appends: AtomicU64::new(0),
+            entries: AtomicU64::new(0),
+        });
+        let writer = Writer {
+            dir: dir.to_owned(),
+            segment_bytes,
+            shared: shared.clone(),
+            active,
+            active_len,
+            segments,
+            vote,
+            committed,
+            purged,
+            broken: None,
+        };
+        let (tx, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("raft-log-writer".to_owned())
+            .spawn(move || writer.run(&jobs))
+            .map_err(write_err)?;
+        Ok(LogStore { shared, writer: tx })
+    }
+
+    /// (fsynced groups, entries appended) since open: the ratio shows how
+    /// many proposals shared one fsync.
+    pub fn append_stats(&self) -> (u64, u64) {
+        (
+            self.shared.appends.load(Ordering::Relaxed),
+            self.shared.entries.load(Ordering::Relaxed),
+        )
+    }
+
+    /// How many segment files the log has now.
+    pub fn segment_count(&self) -> usize {
+        lock(&self.shared.state).files.len()
+    }
+
+    /// Queue `entries`; `flushed` is told once they are durable.
+    fn append_entries(
+        &self,
+        entries: impl IntoIterator<Item = typ::Entry>,
+        flushed: Flushed,
+    ) -> Result<(), typ::StorageError> {
+        let mut framed = Vec::new();
+        {
+            let mut state = lock(&self.shared.state);
+            for entry in entries {
+                let record = frame_entry(&entry)?;
+                state.cache_insert(entry.clone(), record.len());
+                framed.push((entry.log_id, record));
+            }
+        }
+        self.shared
+            .entries
+            .fetch_add(framed.len() as u64, Ordering::Relaxed);
+        let job = Job::Append {
+            entries: framed,
+            flushed,
+        };
+        self.writer.send(job).map_err(|_| writer_gone())
+    }
+
+    /// Queue a mark behind every earlier append; with `wait`, return once
+    /// it is durable.
+    async fn mark(&self, mark: Mark, record: Vec<u8>, wait: bool) -> Result<(), typ::StorageError> {
+        let (done, answer) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let job = Job::Mark { mark, record, done };
+        self.writer.send(job).map_err(|_| writer_gone())?;
+        match answer {
+            Some(rx) => rx.await.map_err(|_| writer_gone())?.map_err(write_err),
+            None => Ok(()),
+        }
+    }
+
+    /// Append and wait for the fsync (tests; openraft uses `append`).
+    #[cfg(test)]
+    async fn append_durably(&self, entries: Vec<typ::Entry>) -> Result<(), typ::StorageError> {
+        let (tx, rx) = oneshot::channel();
+        self.append_entries(
+            entries,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        rx.await.map_err(|_| writer_gone())?.map_err(write_err)
+    }
+}
+
+/// Replay segment `id` into `state`. In the newest segment a bad record is
+/// a torn write, cut off; anywhere else it is corruption.
+fn replay(
+    dir: &Path,
+    id: u64,
+    newest: bool,
+    state: &mut State,
+) -> Result<Segment, typ::StorageError> {
+    let path = segment_path(dir, id);
+    let file = File::open(&path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut segment = Segment {
+        id,
+        last_index: None,
+    };
+    let mut offset = 0u64;
+    let mut payload = Vec::new();
+    while offset < size {
+        match next_record(&mut reader, &mut payload) {
+            Ok(len) => {
+                apply_record(state, &mut segment, &payload, offset, len)
+                    .map_err(|e| read_err(format!("{}: offset {offset}: {e}", path.display())))?;
+                offset += (HEADER + len as usize) as u64;
+            }
+            Err(e) if newest => {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset,
+                    dropped_bytes = size - offset,
+                    reason = %e,
+                    "cutting off a torn write at the end of the raft log"
+                );
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(write_err)?;
+                file.set_len(offset).map_err(write_err)?;
+                file.sync_all().map_err(write_err)?;
+                break;
+            }
+            Err(e) => {
+                return Err(read_err(format!(
+                    "raft log segment {} is corrupt at offset {offset}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(segment)
+}
+
+/// Read one record's payload into `payload`; its length, or why it is bad.
+fn next_record(reader: &mut impl Read, payload: &mut Vec<u8>) -> Result<u32, String> {
+    let mut header = [0u8; HEADER];
+    reader
+        .read_exact(&mut header)
+        .map_err(|e| format!("incomplete header: {e}"))?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_RECORD {
+        return Err(format!("impossible record length {len}"));
+    }
+    payload.clear();
+    reader
+        .take(u64::from(len))
+        .read_to_end(payload)
+        .map_err(|e| format!("unreadable record: {e}"))?;
+    if payload.len() != len as usize {
+        return Err("incomplete record".to_owned());
+    }
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch".to_owned());
+    }
+    Ok(len)
+}
+
+fn apply_record(
+    state: &mut State,
+    segment: &mut Segment,
+    payload: &[u8],
+    offset: u64,
+    len: u32,
+) -> Result<(), String> {
+    let (kind, body) = payload.split_first().ok_or("empty record")?;
+    match *kind {
+        KIND_ENTRY => {
+            let index = body
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+                .ok_or("short entry record")?;
+            let slot = Slot {
+                segment: segment.id,
+                offset,
+                len,
+            };
+            state.index.insert(index, slot);
+            segment.last_index = segment.last_index.max(Some(index));
+        }
+        KIND_VOTE => state.vote = Some(decode(body).map_err(|e| e.to_string())?),
+        KIND_COMMITTED => state.committed = decode(body).map_err(|e| e.to_string())?,
+        KIND_TRUNCATE => {
+            let from = <[u8; 8]>::try_from(body)
+                .map(u64::from_le_bytes)
+                .map_err(|_| "bad truncate record")?;
+            state.apply_mark(Mark::Truncate(from));
+        }
+        KIND_PURGE => {
+            let purged: typ::LogId = decode(body).map_err(|e| e.to_string())?;
+            state.apply_mark(Mark::Purge(purged.index));
+            state.last_purged = Some(purged);
+        }
+        other => return Err(format!("unknown record kind {other}")),
+    }
+    Ok(())
+}
+
+impl Writer {
+    /// Take every queued job, write them in order with one `write` and one
+    /// `fdatasync`, then answer each. Ends when the last store is dropped.
+    fn run(mut self, jobs: &mpsc::Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut group = vec![first];
+            group.extend(jobs.try_iter());
+            let result = match &self.broken {
+                Some(why) => Err(why.clone()),
+                None => self.write_group(&mut group),
+            };
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "raft log write failed; the log takes no more writes");
+                self.broken = Some(e.clone());
+            }
+            self.answer(group, &result);
+        }
+    }
+
+    fn write_group(&mut self, group: &mut [Job]) -> Result<(), String> {
+        if self.active_len >= self.segment_bytes {
+            self.rotate()
+                .map_err(|e| format!("cannot start a raft log segment: {e}"))?;
+        }
+        let active = self.segments.len() - 1;
+        let mut buf = Vec::new();
+        let mut purge_upto = None;
+        {
+            let mut state = lock(&self.shared.state);
+            for job in group.iter_mut() {
+                match job {
+                    Job::Append { entries, .. } => {
+                        for (id, record) in entries.iter_mut() {
+                            let slot = Slot {
+                                segment: self.segments[active].id,
+                                offset: self.active_len + buf.len() as u64,
+                                len: (record.len() - HEADER) as u32,
+                            };
+                            state.index.insert(id.index, slot);
+                            let last = &mut self.segments[active].last_index;
+                            *last = (*last).max(Some(id.index));
+                            buf.append(record);
+                        }
+                    }
+                    Job::Mark { mark, record, .. } => {
+                        state.apply_mark(*mark);
+                        match *mark {
+                            Mark::Vote => self.vote = Some(record.clone()),
+                            Mark::Committed => self.committed = Some(record.clone()),
+                            Mark::Purge(upto) => {
+                                self.purged = Some(record.clone());
+                                purge_upto = purge_upto.max(Some(upto));
+                            }
+                            Mark::Truncate(_) => {}
+                        }
+                        buf.append(record);
+                    }
+                }
+            }
+        }
+        self.active.write_all(&buf).map_err(|e| e.to_string())?;
+        self.active.sync_data().map_err(|e| e.to_string())?;
+        self.active_len += buf.len() as u64;
+        self.shared.appends.fetch_add(1, Ordering::Relaxed);
+        if let Some(upto) = purge_upto {
+            self.delete_purged(upto);
+        }
+        Ok(())
+    }
+
+    /// Start the next segment with the current vote, committed id and purge
+    /// point, and make it the one appended to.
+    fn rotate(&mut self) -> io::Result<()> {
+        let id = self.segments.last().map_or(1, |s| s.id + 1);
+        let path = segment_path(&self.dir, id);
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        let mut header = Vec::new();
+        for record in [&self.vote, &self.committed, &self.purged]
+            .into_iter()
+            .flatten()
+        {
+            header.extend_from_slice(record);
+        }
+        file.write_all(&header)?;
+        file.sync_all()?;
+        sync_dir(&self.dir)?;
+        let reader = File::open(&path)?;
+        lock(&self.shared.state).files.insert(id, Arc::new(reader));
+        self.active = file;
+        self.active_len = header.len() as u64;
+        self.segments.push(Segment {
+            id,
+            last_index: None,
+        });
+        Ok(())
+    }
+
+    /// Delete the oldest segments while every entry in them is at or before
+    /// `upto`. Only a prefix goes: a later segment may hold a truncation
+    /// that replay must apply to the segments before it.
+    fn delete_purged(&mut self, upto: u64) {
+        while self.segments.len() > 1 {
+            let first = &self.segments[0];
+            if first.last_index.is_some_and(|last| last > upto) {
+                break;
+            }
+            let id = first.id;
+            if let Err(e) = fs::remove_file(segment_path(&self.dir, id)) {
+                // Harmless: replay skips purged entries; the next purge retries.
+                tracing::warn!(segment = id, error = %e, "cannot delete a purged raft log segment");
+                break;
+            }
+            lock(&self.shared.state).files.remove(&id);
+            self.segments.remove(0);
+        }
+    }
+
+    /// Tell each job's caller how its group went, and let the cache forget
+    /// durable entries beyond its size.
+    fn answer(&self, group: Vec<Job>, result: &Result<(), String>) {
+        let mut durable = Vec::new();
+        for job in group {
+            match job {
+                Job::Append { entries, flushed } => {
+                    if result.is_ok() {
+                        durable.extend(entries.into_iter().map(|(id, _)| id));
+                    }
+                    flushed(result.clone().map_err(io::Error::other));
+                }
+                Job::Mark { done, .. } => {
+                    if let Some(done) = done {
+                        // A caller that went away needs no answer.
+                        let _ = done.send(result.clone());
+                    }
+                }
+            }
+        }
+        let mut state = lock(&self.shared.state);
+        for id in durable {
+            // An index truncated and appended again meanwhile holds another
+            // entry, not yet durable: leave it.
+            if let Some(cached) = state.cache.get_mut(&id.index) {
+                if cached.entry.log_id == id {
+                    cached.durable = true;
+                }
+            }
+        }
+        state.cache_trim();
+    }
+}
+
+/// Where a wanted entry is: in memory, or in a segment file.
+enum Source {
+    Cached(typ::Entry),
+    Stored(Arc<File>, Slot),
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
     ) -> Result<Vec<typ::Entry>, typ::StorageError> {
         let (start, end) = bounds(&range);
-        if end.is_some_and(|end| end <= start) {
-            return Ok(Vec::new());
-        }
-        // Pending first: an entry leaves `pending` only once it is in the file,
-        // so reading the file second cannot miss it.
-        let fresh: Vec<typ::Entry> = lock(&self.pending)
-            .range(start..end.unwrap_or(u64::MAX))
-            .map(|(_, e)| e.clone())
-            .collect();
-        let mut out = self
-            .blocking(move |db| {
-                let txn = db.begin_read().map_err(read_err)?;
-                let table = txn.open_table(LOGS).map_err(read_err)?;
-                let iter = match end {
-                    Some(end) => table.range(start..end),
-                    None => table.range(start..),
+        let end = end.unwrap_or(u64::MAX);
+        let mut sources = Vec::new();
+        {
+            let state = lock(&self.shared.state);
+            // Begin at the first index held (the range may start before the
+            // purge point); the log is contiguous from there, so stop at the
+            // first index it lacks.
+            let first_cached = state.cache.range(start..).next().map(|(i, _)| *i);
+            let first_stored = state.index.range(start..).next().map(|(i, _)| *i);
+            let Some(mut index) = first_cached.into_iter().chain(first_stored).min() else {
+                return Ok(Vec::new());
+            };
+            while index < end {
+                if let Some(cached) = state.cache.get(&index) {
+                    sources.push(Source::Cached(cached.entry.clone()));
+                } else if let Some(slot) = state.index.get(&index) {
+                    match state.files.get(&slot.segment) {
+                        Some(file) => sources.push(Source::Stored(file.clone(), *slot)),
+                        None => break,
+                    }
+                } else {
+                    break;
                 }
-                .map_err(read_err)?;
-                let mut out = BTreeMap::new();
-                for item in iter {
-                    let (k, v) = item.map_err(read_err)?;
-                    out.insert(k.value(), decode::<typ::Entry>(v.value())?);
-                }
-                Ok(out)
-            })
-            .await?;
-        for entry in fresh {
-            out.insert(entry.log_id.index, entry);
+                index += 1;
+            }
         }
-        Ok(out.into_values().collect())
+        if sources.iter().all(|s| matches!(s, Source::Cached(_))) {
+            return Ok(sources
+                .into_iter()
+                .filter_map(|s| match s {
+                    Source::Cached(entry) => Some(entry),
+                    Source::Stored(..) => None,
+                })
+                .collect());
+        }
+        // Reading the files may wait for the disk: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            sources
+                .into_iter()
+                .map(|source| match source {
+                    Source::Cached(entry) => Ok(entry),
+                    Source::Stored(file, slot) => read_entry(&file, slot),
+                })
+                .collect()
+        })
+        .await
+        .map_err(read_err)?
     }
 }
 
@@ -326,20 +791,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, typ::StorageError> {
-        let newest_pending = lock(&self.pending).last_key_value().map(|(_, e)| e.log_id);
-        let last_purged: Option<typ::LogId> = self.get_meta("last_purged").await?;
-        let last_stored: Option<typ::Entry> = self
-            .blocking(|db| {
-                let txn = db.begin_read().map_err(read_err)?;
-                let table = txn.open_table(LOGS).map_err(read_err)?;
-                let last = table.last().map_err(read_err)?;
-                match last {
-                    Some((_, v)) => decode(v.value()).map(Some),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        let last_log_id = [newest_pending, last_stored.map(|e| e.log_id), last_purged]
+        let (cached, stored, last_purged) = {
+            let state = lock(&self.shared.state);
+            let cached = state.cache.last_key_value().map(|(_, c)| c.entry.log_id);
+            let stored = state.index.last_key_value().and_then(|(_, slot)| {
+                let file = state.files.get(&slot.segment)?;
+                Some((file.clone(), *slot))
+            });
+            (cached, stored, state.last_purged)
+        };
+        let stored = match stored {
+            Some((file, slot)) => Some(
+                tokio::task::spawn_blocking(move || read_entry(&file, slot))
+                    .await
+                    .map_err(read_err)??
+                    .log_id,
+            ),
+            None => None,
+        };
+        let last_log_id = [cached, stored, last_purged]
             .into_iter()
             .flatten()
             .max_by_key(|id| id.index);
@@ -354,28 +824,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &typ::Vote) -> Result<(), typ::StorageError> {
-        self.put_meta("vote", vote, true).await
+        let record = frame_json(KIND_VOTE, vote)?;
+        lock(&self.shared.state).vote = Some(*vote);
+        self.mark(Mark::Vote, record, true).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<typ::Vote>, typ::StorageError> {
-        self.get_meta("vote").await
+        Ok(lock(&self.shared.state).vote)
     }
 
     async fn save_committed(
         &mut self,
         committed: Option<typ::LogId>,
     ) -> Result<(), typ::StorageError> {
+        let record = frame_json(KIND_COMMITTED, &committed)?;
+        lock(&self.shared.state).committed = committed;
         // Not waited for: it is durable with the next group, and a committed id
-        // that is lost only delays applying until the leader resends it. It
-        // lands after the entries appended before it.
-        self.put_meta("committed", &committed, false).await
+        // that is lost only delays applying until the leader resends it.
+        self.mark(Mark::Committed, record, false).await
     }
 
     async fn read_committed(&mut self) -> Result<Option<typ::LogId>, typ::StorageError> {
-        Ok(self
-            .get_meta::<Option<typ::LogId>>("committed")
-            .await?
-            .flatten())
+        Ok(lock(&self.shared.state).committed)
     }
 
     async fn append<I>(
@@ -387,51 +857,189 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = typ::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut encoded = Vec::new();
-        {
-            let mut pending = lock(&self.pending);
-            for entry in entries {
-                encoded.push((entry.log_id, encode(&entry)?));
-                pending.insert(entry.log_id.index, entry);
-            }
-        }
-        self.entries
-            .fetch_add(encoded.len() as u64, Ordering::Relaxed);
-        let job = Job::Append {
-            entries: encoded,
-            flushed: callback,
-        };
-        self.writer
-            .send(job)
-            .map_err(|_| write_err("the raft log writer stopped"))
+        self.append_entries(entries, Box::new(move |r| callback.log_io_completed(r)))
     }
 
     async fn truncate(&mut self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
         let from = log_id.index;
-        lock(&self.pending).retain(|index, _| *index < from);
-        self.change(true, move |txn| {
-            txn.open_table(LOGS)
-                .map_err(write_err)?
-                .retain_in(from.., |_, _| false)
-                .map_err(write_err)
-        })
-        .await
+        lock(&self.shared.state).cache_retain(|index| index < from);
+        let record = frame(KIND_TRUNCATE, &from.to_le_bytes(), &[]);
+        self.mark(Mark::Truncate(from), record, true).await
     }
 
     async fn purge(&mut self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
-        let bytes = encode(&log_id)?;
         let upto = log_id.index;
-        lock(&self.pending).retain(|index, _| *index > upto);
-        self.change(true, move |txn| {
-            txn.open_table(META)
-                .map_err(write_err)?
-                .insert("last_purged", bytes.as_slice())
-                .map_err(write_err)?;
-            txn.open_table(LOGS)
-                .map_err(write_err)?
-                .retain_in(..=upto, |_, _| false)
-                .map_err(write_err)
-        })
-        .await
+        let record = frame_json(KIND_PURGE, &log_id)?;
+        {
+            let mut state = lock(&self.shared.state);
+            state.cache_retain(|index| index > upto);
+            state.last_purged = Some(log_id);
+        }
+        self.mark(Mark::Purge(upto), record, true).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{blank_ent, log_id};
+
+    use super::*;
+
+    fn entries(term: u64, range: std::ops::Range<u64>) -> Vec<typ::Entry> {
+        range.map(|i| blank_ent::<TypeConfig>(term, 1, i)).collect()
+    }
+
+    async fn all(store: &mut LogStore) -> Vec<(u64, u64)> {
+        store
+            .try_get_log_entries(..)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.log_id.index, e.log_id.leader_id.term))
+            .collect()
+    }
+
+    fn only_segment(dir: &Path) -> PathBuf {
+        let ids = list_segments(dir).unwrap();
+        assert_eq!(ids.len(), 1);
+        segment_path(dir, ids[0])
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = LogStore::open(dir.path()).unwrap();
+            store.append_durably(entries(1, 1..11)).await.unwrap();
+            store.save_vote(&typ::Vote::new(3, 2)).await.unwrap();
+            store.truncate(log_id(1, 1, 8)).await.unwrap();
+            store.append_durably(entries(3, 8..10)).await.unwrap();
+            store.purge(log_id(1, 1, 2)).await.unwrap();
+            store.save_committed(Some(log_id(3, 1, 9))).await.unwrap();
+            // Make the committed record durable behind another group.
+            store.save_vote(&typ::Vote::new(3, 2)).await.unwrap();
+        }
+        let mut store = LogStore::open(dir.path()).unwrap();
+        let want: Vec<_> = (3..8).map(|i| (i, 1)).chain([(8, 3), (9, 3)]).collect();
+        assert_eq!(all(&mut store).await, want);
+        assert_eq!(store.read_vote().await.unwrap(), Some(typ::Vote::new(3, 2)));
+        assert_eq!(store.read_committed().await.unwrap(), Some(log_id(3, 1, 9)));
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 2)));
+        assert_eq!(state.last_log_id, Some(log_id(3, 1, 9)));
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_off_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open(dir.path()).unwrap();
+            store.append_durably(entries(1, 1..6)).await.unwrap();
+        }
+        let path = only_segment(dir.path());
+        let whole = fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the next group: half of its record on disk.
+        let next = frame_entry(&blank_ent::<TypeConfig>(1, 1, 6)).unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&next[..next.len() / 2]).unwrap();
+        drop(file);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), whole);
+        assert_eq!(all(&mut store).await.len(), 5);
+        store.append_durably(entries(1, 6..8)).await.unwrap();
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(all(&mut store).await.len(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_in_a_closed_segment_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open_with(dir.path(), 256).unwrap();
+            for i in 1..20 {
+                store.append_durably(entries(1, i..i + 1)).await.unwrap();
+            }
+            assert!(store.segment_count() > 2);
+        }
+        let first = segment_path(dir.path(), list_segments(dir.path()).unwrap()[0]);
+        let mut bytes = fs::read(&first).unwrap();
+        bytes[HEADER + 4] ^= 0x10;
+        fs::write(&first, bytes).unwrap();
+        let err = LogStore::open(dir.path())
+            .err()
+            .expect("corruption refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("corrupt") && text.contains("00000000000000000001.seg"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_is_caught_when_an_entry_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store.append_durably(entries(1, 1..3)).await.unwrap();
+        lock(&store.shared.state).cache.clear();
+        let path = only_segment(dir.path());
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x01;
+        fs::write(&path, bytes).unwrap();
+        let err = store.try_get_log_entries(1..3).await.unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn purge_deletes_whole_old_segments_and_keeps_the_vote() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = LogStore::open_with(dir.path(), 512).unwrap();
+            store.save_vote(&typ::Vote::new(1, 1)).await.unwrap();
+            for i in 1..101 {
+                store.append_durably(entries(1, i..i + 1)).await.unwrap();
+            }
+            let before = store.segment_count();
+            assert!(before > 5, "{before} segments");
+            store.purge(log_id(1, 1, 90)).await.unwrap();
+            let after = store.segment_count();
+            assert!(after < before && after <= 3, "{before} -> {after} segments");
+            assert_eq!(list_segments(dir.path()).unwrap().len(), after);
+            // Reads from the files, not the cache.
+            lock(&store.shared.state).cache.clear();
+            assert_eq!(all(&mut store).await.first(), Some(&(91, 1)));
+        }
+        let mut store = LogStore::open(dir.path()).unwrap();
+        let got = all(&mut store).await;
+        assert_eq!(got.first(), Some(&(91, 1)));
+        assert_eq!(got.last(), Some(&(100, 1)));
+        assert_eq!(got.len(), 10);
+        assert_eq!(store.read_vote().await.unwrap(), Some(typ::Vote::new(1, 1)));
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 90)));
+    }
+
+    #[tokio::test]
+    async fn a_purge_never_deletes_a_truncation_that_replay_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A one-byte segment size: every group starts a new segment.
+            let mut store = LogStore::open_with(dir.path(), 1).unwrap();
+            store.append_durably(entries(1, 1..31)).await.unwrap();
+            store.truncate(log_id(1, 1, 10)).await.unwrap();
+            store.append_durably(entries(2, 10..12)).await.unwrap();
+            store.append_durably(entries(2, 12..14)).await.unwrap();
+            // The truncation's segment and the next hold nothing after 11,
+            // but the oldest still holds the truncated 12..30. Deleting the
+            // truncation while keeping the oldest would bring 14..30 back.
+            store.purge(log_id(2, 1, 11)).await.unwrap();
+        }
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(all(&mut store).await, vec![(12, 2), (13, 2)]);
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_log_id, Some(log_id(2, 1, 13)));
+        assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 11)));
     }
 }

@@ -1,6 +1,7 @@
 //! Raft-replicated storage: the [`Storage`](super::Storage) map kept identical
-//! on every node by openraft. The log and the state machine live in two redb
-//! files under the raft `path`; log entries carry barrier ciphertext only.
+//! on every node by openraft. Under the raft `path`, the log is a directory of
+//! append-only segment files (`raft-log/`) and the state machine a redb file;
+//! log entries carry barrier ciphertext only.
 
 pub mod log_store;
 pub mod proposer;
@@ -31,13 +32,14 @@ mod tests {
             let dir = tempfile::tempdir().map_err(|e| {
                 openraft::StorageIOError::write(openraft::AnyError::error(e.to_string()))
             })?;
-            let log = LogStore::open(&dir.path().join("raft-log.redb"))?;
+            let log = LogStore::open(&dir.path().join("raft-log"))?;
             let sm = StateMachine::open(&dir.path().join("raft-sm.redb"))?;
             Ok((dir, log, sm))
         }
     }
 
-    /// openraft's storage conformance suite over the redb log store and state machine.
+    /// openraft's storage conformance suite over the segment-file log store and
+    /// the redb state machine.
     #[test]
     fn openraft_storage_suite() {
         Suite::test_all(Builder).unwrap();
