@@ -17,6 +17,7 @@
 pub mod agent_config;
 mod audit;
 mod auth_kubernetes;
+mod batch;
 mod client;
 mod envelope;
 mod error;
@@ -31,6 +32,7 @@ mod watch;
 
 pub use audit::{AuditDevice, EnableAudit};
 pub use auth_kubernetes::KubernetesRole;
+pub use batch::MAX_BATCH_PATHS;
 pub use client::{Client, ClientOptions};
 pub use envelope::{Auth, Secret};
 pub use error::ClientError;

@@ -57,6 +57,8 @@ pub enum CoreOp {
     login,
     /// Read of a static secret, or issue of a leased one.
     read,
+    /// One request reading several static secrets (`sys/cairn/read`).
+    read_batch,
     /// Lease renewal.
     renew,
     /// Lease revocation (of a pod's leases left by an earlier process).

@@ -16,10 +16,10 @@ use zeroize::Zeroizing;
 use crate::cache::{CachedToken, Leased, PodCache, PodState, SourceKey, TokenKey};
 use crate::error::MountError;
 use crate::metrics::Metrics;
-use crate::object::ObjectSpec;
+use crate::object::{Method, ObjectSpec};
 use crate::params::{self, MountParams};
 use crate::proto::{File, MountRequest, MountResponse, ObjectVersion};
-use crate::upstream::{RenewError, Session, Upstream};
+use crate::upstream::{ReadResult, RenewError, Session, Upstream};
 use crate::version::{Source, Versioner};
 
 /// The driver's gRPC message limit (its default receive size).
@@ -173,11 +173,27 @@ impl Provider {
                 sources.push((key, spec));
             }
         }
-        let outcomes = futures::future::join_all(
-            sources
-                .iter()
-                .map(|(key, spec)| self.fetch(&session, owner, spec, state.leases.get(key))),
-        )
+        // Plain reads of two or more sources share one batch request.
+        let fresh: Vec<usize> = (0..sources.len())
+            .filter(|&i| {
+                let (key, spec) = &sources[i];
+                spec.method == Method::Get && !state.leases.contains_key(key)
+            })
+            .collect();
+        let mut prefetched: Vec<Option<ReadResult>> = sources.iter().map(|_| None).collect();
+        if fresh.len() >= 2 {
+            let specs: Vec<&ObjectSpec> = fresh.iter().map(|&i| sources[i].1).collect();
+            if let Some(results) = session.fetch_many(&specs, owner).await? {
+                for (i, result) in fresh.into_iter().zip(results) {
+                    prefetched[i] = Some(result);
+                }
+            }
+        }
+        let outcomes = futures::future::join_all(sources.iter().zip(prefetched).map(
+            |((key, spec), prefetched)| {
+                self.fetch(&session, owner, spec, state.leases.get(key), prefetched)
+            },
+        ))
         .await;
         // Record every lease issued before failing on any error, so a retry
         // renews it rather than issuing again.
@@ -280,14 +296,16 @@ impl Provider {
         }
     }
 
-    /// One source: a renewed cached lease, or a fresh read or issue. The
-    /// pod's state is changed by the caller from the outcome.
+    /// One source: a renewed cached lease, or a fresh read or issue (done
+    /// already when `prefetched`, by a batch). The pod's state is changed by
+    /// the caller from the outcome.
     async fn fetch(
         &self,
         session: &Session,
         owner: &LeaseOwner,
         spec: &ObjectSpec,
         cached: Option<&Leased>,
+        prefetched: Option<ReadResult>,
     ) -> Result<FetchOutcome, MountError> {
         let mut drop_cached = false;
         if let Some(leased) = cached {
@@ -317,7 +335,10 @@ impl Provider {
                 Err(RenewError::Failed(e)) => return Err(e),
             }
         }
-        let secret = session.fetch(spec, owner).await?;
+        let secret = match prefetched {
+            Some(result) => result?,
+            None => session.fetch(spec, owner).await?,
+        };
         let data = secret.data.unwrap_or_default();
         if !secret.lease_id.is_empty() {
             let json = Zeroizing::new(

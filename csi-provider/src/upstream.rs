@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_client::{Auth, Client, ClientError, ClientOptions, LeaseOwner, Secret};
+use cairn_client::{Auth, Client, ClientError, ClientOptions, LeaseOwner, Secret, MAX_BATCH_PATHS};
 use serde_json::{Map, Value};
 
 use crate::error::{from_client, MountError};
 use crate::metrics::{CoreOp, Metrics};
 use crate::object::{Method, ObjectSpec};
+
+/// What reading one object's path gave.
+pub type ReadResult = Result<Secret<Map<String, Value>>, MountError>;
 
 /// A core at one address (with one CA), shared by every pod mounting from it.
 pub struct Upstream {
@@ -104,6 +107,37 @@ impl Session {
             .write_leased(method, &spec.path, &body, Some(owner))
             .await
             .map_err(|e| from_client(&format!("read {}", spec.path), e))
+    }
+
+    /// Reads every spec's path (all `GET` reads) with one batch request per
+    /// [`MAX_BATCH_PATHS`]; a result per spec, in order. `None` when the core
+    /// has no batch endpoint or the pod's policies do not grant it: the
+    /// caller then reads one by one.
+    pub async fn fetch_many(
+        &self,
+        specs: &[&ObjectSpec],
+        owner: &LeaseOwner,
+    ) -> Result<Option<Vec<ReadResult>>, MountError> {
+        let mut results = Vec::with_capacity(specs.len());
+        for chunk in specs.chunks(MAX_BATCH_PATHS) {
+            self.metrics.core_request(CoreOp::read_batch);
+            let paths: Vec<&str> = chunk.iter().map(|s| s.path.as_str()).collect();
+            match self.client.read_many(&paths, Some(owner)).await {
+                Ok(answers) => results.extend(answers.into_iter().zip(chunk).map(|(r, spec)| {
+                    r.map_err(|e| from_client(&format!("read {}", spec.path), e))
+                })),
+                // Denied (403), unknown path (404) or method (405): an
+                // older core, or a policy without the batch endpoint.
+                Err(ClientError::Api {
+                    status: 403..=405, ..
+                }) if results.is_empty() => {
+                    tracing::debug!("the core refused a batch read; reading one by one");
+                    return Ok(None);
+                }
+                Err(e) => return Err(from_client("read a batch of secrets", e)),
+            }
+        }
+        Ok(Some(results))
     }
 
     /// Renews a lease by its own TTL; the seconds it has left after.

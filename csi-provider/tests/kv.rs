@@ -105,6 +105,16 @@ async fn kv_objects_become_files_with_stable_versions() {
         whole,
         json!({"username": "app", "password": "kv-secret-pw-81f3", "port": 5432})
     );
+    // Two distinct secrets: one batch request, no single reads.
+    let batches = env
+        .provider
+        .counter("cairn_csi_core_requests_total{op=\"read_batch\"}")
+        .await;
+    let reads = env
+        .provider
+        .counter("cairn_csi_core_requests_total{op=\"read\"}")
+        .await;
+    assert_eq!((batches, reads), (1.0, 0.0));
     let v1 = versions(&first);
     assert_eq!(v1.len(), 5);
     for v in v1.values() {
@@ -164,6 +174,43 @@ async fn kv_objects_become_files_with_stable_versions() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_core_refusing_batch_reads_is_read_one_secret_at_a_time() {
+    let env = setup().await;
+    // The pod's policies deny the batch endpoint (the default policy grants it).
+    let denied = format!("{POLICY}\npath \"sys/cairn/read\" {{ capabilities = [\"deny\"] }}\n");
+    env.core
+        .root
+        .write_policy("team-a-web", &denied)
+        .await
+        .unwrap();
+    let pod = Pod::new(&env.reviewer, "web-1");
+    let mut client = env.provider.client().await;
+    let mounted = client
+        .mount(pod.request(json!({ "objects": OBJECTS })))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        files(&mounted)["db/password"].1,
+        b"kv-secret-pw-81f3".to_vec()
+    );
+    assert_eq!(files(&mounted).len(), 5);
+    let batches = env
+        .provider
+        .counter("cairn_csi_core_requests_total{op=\"read_batch\"}")
+        .await;
+    let reads = env
+        .provider
+        .counter("cairn_csi_core_requests_total{op=\"read\"}")
+        .await;
+    assert_eq!(
+        (batches, reads),
+        (1.0, 2.0),
+        "one refused batch, then one read per secret"
+    );
 }
 
 #[tokio::test]

@@ -86,6 +86,8 @@ pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub unsealed: Arc<Unsealed>,
     pub caller: Caller,
+    /// The client's address, for the audit log.
+    pub remote: &'a str,
 }
 
 async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiError> {
@@ -170,9 +172,8 @@ async fn serve(
     }
     let unsealed = state.node.unsealed().map_err(|_| ApiError::sealed())?;
 
-    let now = time::now();
     let token_value = call.token.take().unwrap_or_default();
-    let entry = match unsealed.tokens.lookup(&token_value, now).await? {
+    let entry = match unsealed.tokens.lookup(&token_value, time::now()).await? {
         Some(e) => e,
         None => return Err(ApiError::denied()),
     };
@@ -185,8 +186,15 @@ async fn serve(
             entry,
             acl,
         },
+        remote,
     };
+    serve_as(&ctx, call, request_id).await
+}
 
+/// Serve `call` as the authenticated caller: the ACL check, the audit
+/// request, the handler, the audit response, the token's use. Also each
+/// read of a `sys/cairn/read` batch.
+pub async fn serve_as(ctx: &Ctx<'_>, mut call: Call, request_id: &str) -> Result<Reply, ApiError> {
     // POST/PUT on an engine path is `create` unless the target exists.
     let mount = ctx.unsealed.mounts.route(&call.path);
     if call.operation == Operation::Update {
@@ -212,7 +220,7 @@ async fn serve(
         accessor: Some(&ctx.caller.entry.accessor),
         display_name: &ctx.caller.entry.display_name,
         policies: &ctx.caller.entry.policies,
-        token_ttl: ctx.caller.entry.ttl(now),
+        token_ttl: ctx.caller.entry.ttl(time::now()),
     };
     let body_value = if call.data.is_empty() {
         None
@@ -224,7 +232,7 @@ async fn serve(
         operation: operation_name(call.operation),
         path: &call.path,
         data: body_value.as_ref(),
-        remote_address: remote,
+        remote_address: ctx.remote,
         auth: Some(auth),
     };
     let broker = ctx.unsealed.audit.broker.clone();
@@ -234,7 +242,7 @@ async fn serve(
         .map_err(|e| ApiError::internal(format!("audit: {e}")))?;
 
     let result = if allowed {
-        dispatch(&ctx, &call, mount).await
+        dispatch(ctx, &call, mount, request_id).await
     } else {
         Err(ApiError::denied())
     };
@@ -281,9 +289,10 @@ async fn dispatch(
     ctx: &Ctx<'_>,
     call: &Call,
     mount: Option<(crate::node::mounts::Mount, &str)>,
+    request_id: &str,
 ) -> Result<Reply, ApiError> {
     if let Some(rest) = call.path.strip_prefix("sys/") {
-        return sys::authenticated(ctx, call, rest).await;
+        return sys::authenticated(ctx, call, rest, request_id).await;
     }
     if let Some(rest) = call.path.strip_prefix("auth/token/") {
         return token::route(ctx, call, rest).await;

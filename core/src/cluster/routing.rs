@@ -79,6 +79,8 @@ fn is_read(req: &Request<Body>) -> bool {
         .is_some_and(|q| q.split('&').any(|kv| kv == "list=true"));
     matches!(req.method().as_str(), "GET" | "HEAD" | "LIST")
         || (req.method() == Method::GET && list_query)
+        // A batch of reads, sent as POST for its body.
+        || (req.method() == Method::POST && req.uri().path() == "/v1/sys/cairn/read")
 }
 
 fn unavailable(message: impl Into<String>) -> ApiError {

@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod batch_read;
 mod capabilities;
 mod keys;
 mod lease_owners;
@@ -41,7 +42,12 @@ pub async fn unauthenticated(state: &AppState, call: &Call) -> Result<Reply, Api
 }
 
 /// Endpoints behind a token and the ACL; `rest` is the path after `sys/`.
-pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Reply, ApiError> {
+pub async fn authenticated(
+    ctx: &Ctx<'_>,
+    call: &Call,
+    rest: &str,
+    request_id: &str,
+) -> Result<Reply, ApiError> {
     let op = call.operation;
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
     match head {
@@ -54,6 +60,9 @@ pub async fn authenticated(ctx: &Ctx<'_>, call: &Call, rest: &str) -> Result<Rep
         }
         "ha-status" if op == Operation::Read => raft::ha_status(ctx.state),
         "leases" | "renew" | "revoke" => leases::route(ctx, call, head, tail).await,
+        "cairn" if tail == "read" && is_write(op) => {
+            batch_read::read_many(ctx, call, request_id).await
+        }
         "cairn" if tail.starts_with("watch/") => {
             watch::watch(ctx, call, &tail["watch/".len()..]).await
         }
