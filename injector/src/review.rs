@@ -24,32 +24,41 @@ pub enum ReviewError {
 /// Answer one review: the response `AdmissionReview` (JSON) and what
 /// became of the pod.
 pub fn review(body: &[u8], config: &Config) -> Result<(Value, Outcome), ReviewError> {
-    let (response, outcome) = respond(body, config)?;
+    let (response, patch, outcome) = respond(body, config)?;
     let mut review = serde_json::to_value(response.into_review())?;
-    // kube-core writes the patch as an array of numbers; the API documents
-    // (and Go's []byte expects) a base64 string.
-    if let Some(patch) = review.pointer_mut("/response/patch") {
-        if let Some(bytes) = patch.as_array() {
-            let bytes: Vec<u8> = bytes
-                .iter()
-                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
-                .collect();
-            *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    // The patch goes in as the base64 string the API documents (Go's
+    // []byte). kube-core's `with_patch` would store it as bytes that serde
+    // writes as an array of numbers, one JSON value per byte.
+    if let Some(patch) = patch {
+        if let Some(answer) = review.get_mut("response").and_then(Value::as_object_mut) {
+            answer.insert("patchType".into(), Value::from("JSONPatch"));
+            answer.insert(
+                "patch".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(patch)),
+            );
         }
     }
     Ok((review, outcome))
 }
 
-fn respond(body: &[u8], config: &Config) -> Result<(AdmissionResponse, Outcome), ReviewError> {
+/// The response, the JSONPatch (serialised) when the pod is mutated, and
+/// the outcome.
+fn respond(
+    body: &[u8],
+    config: &Config,
+) -> Result<(AdmissionResponse, Option<Vec<u8>>, Outcome), ReviewError> {
     let review: AdmissionReview<Pod> = serde_json::from_slice(body)?;
-    let request: AdmissionRequest<Pod> = review.try_into().map_err(|_| ReviewError::NoRequest)?;
+    let mut request: AdmissionRequest<Pod> =
+        review.try_into().map_err(|_| ReviewError::NoRequest)?;
     let response = AdmissionResponse::from(&request);
     let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
-    let pod = match (&request.object, &request.operation) {
-        (Some(pod), Operation::Create) if is_pod && request.sub_resource.is_none() => pod,
-        _ => return Ok((response, Outcome::Skipped)),
+    let creates_a_pod = is_pod
+        && request.operation == Operation::Create
+        && request.sub_resource.is_none();
+    let mut pod = match request.object.take() {
+        Some(pod) if creates_a_pod => pod,
+        _ => return Ok((response, None, Outcome::Skipped)),
     };
-    let mut pod = pod.clone();
     // At creation the object's namespace may be empty; the request's is not.
     if pod.metadata.namespace.as_deref().unwrap_or("").is_empty() {
         pod.metadata.namespace = request.namespace.clone();
@@ -62,18 +71,17 @@ fn respond(body: &[u8], config: &Config) -> Result<(AdmissionResponse, Outcome),
         .unwrap_or_default();
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     match mutate(&pod, config) {
-        Ok(None) => Ok((response, Outcome::Skipped)),
+        Ok(None) => Ok((response, None, Outcome::Skipped)),
         Ok(Some(patch)) => {
             tracing::info!(%namespace, pod = %name, "agent injected");
-            match response.with_patch(patch) {
-                Ok(response) => Ok((response, Outcome::Injected)),
+            match serde_json::to_vec(&patch) {
+                Ok(bytes) => Ok((response, Some(bytes), Outcome::Injected)),
                 // Serialising a patch of JSON values cannot fail; were it to,
                 // refuse the pod rather than admit it without its secrets.
                 Err(e) => {
                     tracing::error!(%namespace, pod = %name, error = %e, "failed to encode the patch");
-                    let denied = AdmissionResponse::from(&request)
-                        .deny("cairn-injector failed to encode its patch");
-                    Ok((denied, Outcome::Denied))
+                    let denied = response.deny("cairn-injector failed to encode its patch");
+                    Ok((denied, None, Outcome::Denied))
                 }
             }
         }
@@ -83,7 +91,7 @@ fn respond(body: &[u8], config: &Config) -> Result<(AdmissionResponse, Outcome),
             let mut denied = response.deny(message);
             denied.result.code = 403;
             denied.result.reason = "Forbidden".into();
-            Ok((denied, Outcome::Denied))
+            Ok((denied, None, Outcome::Denied))
         }
     }
 }
