@@ -53,6 +53,13 @@ pub struct RunArgs {
     /// Seconds a Lease stays valid without renewal.
     #[arg(long, env = "CAIRN_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration_seconds: u32,
+    /// Reconciles each controller runs at once. Every reconcile in flight
+    /// holds its own connections to the API server and the core, so this
+    /// bounds the operator's memory when many objects change together
+    /// (creation in bulk, a re-list, a new leader adopting every object).
+    #[arg(long, env = "CAIRN_RECONCILE_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub reconcile_concurrency: u16,
 }
 
 /// Flags shared by every subcommand.

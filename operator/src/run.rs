@@ -102,7 +102,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let mut rx = leader_rx.clone();
         async move { rx.wait_for(|l| !*l).await.is_ok() }
     };
-    let policies = secret_policy::controller(kube.clone());
+    let policies = secret_policy::controller(kube.clone(), args.reconcile_concurrency);
     let ctx = Arc::new(Context::new(
         kube.clone(),
         core.clone(),
@@ -111,7 +111,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         policies.store(),
     ));
-    let credentials = dynamic_credential::controller(kube.clone());
+    let credentials = dynamic_credential::controller(kube.clone(), args.reconcile_concurrency);
     let gc = PodGc::new(core.clone(), metrics.clone());
     let sp = tokio::spawn(secret_policy::run(
         ctx.clone(),

@@ -231,10 +231,11 @@ async fn create(env: &Env, plural: &str, ns: &str, body: Value) {
 }
 
 async fn delete(env: &Env, plural: &str, ns: &str, name: &str) {
-    let url = format!(
-        "{}/apis/cairn.dev/v1alpha1/namespaces/{ns}/{plural}/{name}",
-        env.api.url()
-    );
+    let prefix = match plural {
+        "secrets" => "api/v1".to_owned(),
+        _ => "apis/cairn.dev/v1alpha1".to_owned(),
+    };
+    let url = format!("{}/{prefix}/namespaces/{ns}/{plural}/{name}", env.api.url());
     let resp = reqwest::Client::new().delete(url).send().await.unwrap();
     assert!(
         resp.status().is_success(),
@@ -413,6 +414,38 @@ async fn policies_credentials_and_cleanup_end_to_end() {
         secret["metadata"]["ownerReferences"][0]["uid"],
         dc["metadata"]["uid"]
     );
+
+    // A deleted Secret comes back: the operator watches Secrets as metadata
+    // only and keeps no copy of the credential, so it rotates: a new
+    // credential in a new Secret, the old one revoked after the grace period.
+    delete(&env, "secrets", "team-a", "web-db-secret").await;
+    let (user2, password2, lease2) =
+        until("Secret re-created", Duration::from_secs(30), async || {
+            secret_creds(&env, "team-a", "web-db-secret").filter(|(_, _, l)| *l != lease)
+        })
+        .await;
+    env.pg
+        .connect(&user2, &password2)
+        .await
+        .expect("the re-issued credential logs in");
+    until("old user dropped", Duration::from_secs(30), async || {
+        (!pg_user_exists(&env, &user).await).then_some(())
+    })
+    .await;
+    until(
+        "one live credential, recorded",
+        Duration::from_secs(20),
+        async || {
+            let o = env
+                .api
+                .object("cairn.dev", "dynamiccredentials", Some("team-a"), "web-db")?;
+            let one = owned_leases(&env, "web-db", uid).await == vec![lease2.clone()];
+            (one && o["status"]["leaseId"] == lease2 && ready(&o)? == "True/Reconciled")
+                .then_some(())
+        },
+    )
+    .await;
+    let (user, password) = (user2, password2);
 
     // Deleting it revokes the credential: the user is dropped.
     delete(&env, "dynamiccredentials", "team-a", "web-db").await;

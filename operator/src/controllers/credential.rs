@@ -241,6 +241,29 @@ pub async fn apply_secret(
     Ok(version)
 }
 
+/// Whether `dc`'s Secret exists, is owned by `dc` and names `lease_id`.
+/// Reads only its metadata: the credential stays out of the operator.
+pub async fn secret_holds(
+    dc: &DynamicCredential,
+    ctx: &Context,
+    lease_id: &str,
+) -> Result<bool, ReconcileError> {
+    let namespace = dc
+        .namespace()
+        .ok_or(ReconcileError::Metadata("namespace"))?;
+    let uid = dc.uid().ok_or(ReconcileError::Metadata("uid"))?;
+    let api: Api<Secret> = Api::namespaced(ctx.kube.clone(), &namespace);
+    let Some(secret) = api.get_metadata_opt(&dc.spec.secret_name).await? else {
+        return Ok(false);
+    };
+    Ok(secret.owner_references().iter().any(|o| o.uid == uid)
+        && secret
+            .annotations()
+            .get(LEASE_ANNOTATION)
+            .map(String::as_str)
+            == Some(lease_id))
+}
+
 /// Removes the rotation marks from the Secret once the previous credential
 /// is revoked.
 pub async fn clear_rotation_marks(

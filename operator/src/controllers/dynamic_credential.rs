@@ -10,7 +10,8 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
@@ -19,7 +20,8 @@ use kube::{Api, ResourceExt};
 use crate::context::Context;
 use crate::controllers::adoption::adopt;
 use crate::controllers::credential::{
-    apply_secret, clear_rotation_marks, is_gone, issue, issued_for, owner, revoke, Issued,
+    apply_secret, clear_rotation_marks, is_gone, issue, issued_for, owner, revoke, secret_holds,
+    Issued,
 };
 use crate::controllers::events::publish;
 use crate::controllers::rollout::{restart_and_check, TargetState};
@@ -43,13 +45,18 @@ const PERMANENT_RETRY: Duration = Duration::from_secs(600);
 /// accounts it names: one refused because their identity had no role (the
 /// SecretPolicy applied in the same `kubectl apply` was not reconciled yet)
 /// gets its credential as soon as the role is written.
-pub fn controller(client: kube::Client) -> Controller<DynamicCredential> {
+///
+/// The Secrets are watched as metadata only (`PartialObjectMeta`): owner
+/// references are all a trigger needs, and the credentials never reach the
+/// operator's memory. At most `concurrency` objects are reconciled at once.
+pub fn controller(client: kube::Client, concurrency: u16) -> Controller<DynamicCredential> {
     let controller = Controller::new(
         Api::<DynamicCredential>::all(client.clone()),
         watcher::Config::default(),
     )
+    .with_config(controller::Config::default().concurrency(concurrency))
     .owns(
-        Api::<Secret>::all(client.clone()),
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
         watcher::Config::default().labels("app.kubernetes.io/managed-by=cairn-operator"),
     );
     let credentials = controller.store();
@@ -159,10 +166,11 @@ async fn apply(
     let mut status = original.clone();
     let uid = dc.uid().ok_or(ReconcileError::Metadata("uid"))?;
     let outcome = async {
-        if ctx.first_sight(&uid) {
+        let adopted = ctx.first_sight(&uid);
+        if adopted {
             status = adopt(dc, ctx, status.clone()).await?;
         }
-        drive(dc, ctx, &mut status).await
+        drive(dc, ctx, &mut status, !adopted).await
     }
     .await;
     let now = Time(Timestamp::now());
@@ -226,19 +234,26 @@ async fn apply(
     Ok(action)
 }
 
-/// Performs steps until the plan says to wait.
+/// Performs steps until the plan says to wait. `check_secret`: whether to
+/// look at the Secret first (adoption just did).
 async fn drive(
     dc: &DynamicCredential,
     ctx: &Context,
     status: &mut DynamicCredentialStatus,
+    check_secret: bool,
 ) -> Result<Action, ReconcileError> {
     let wanted = issued_for(&dc.spec);
-    // A changed path, identity, Secret or template needs a new credential.
-    if status.lease_id.is_some()
-        && status.issued_for.as_deref() != Some(wanted.as_str())
-        && status.rotation.is_none()
-    {
-        rotate(dc, ctx, status).await?;
+    if let (Some(lease_id), None) = (status.lease_id.as_deref(), &status.rotation) {
+        // A changed path, identity, Secret or template needs a new
+        // credential; so does a Secret deleted or overwritten by someone
+        // else (the operator keeps no copy of the credential to re-apply,
+        // and a rotation restarts the pods still using the old one before
+        // it is revoked).
+        if status.issued_for.as_deref() != Some(wanted.as_str())
+            || (check_secret && !secret_holds(dc, ctx, lease_id).await?)
+        {
+            rotate(dc, ctx, status).await?;
+        }
     }
     for _ in 0..8 {
         let observed = Observed {

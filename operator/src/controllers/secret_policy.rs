@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::runtime::controller::Action;
+use kube::runtime::controller::{self, Action};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::watcher;
 use kube::runtime::Controller;
@@ -45,8 +45,9 @@ pub async fn run(
 
 /// The controller over every namespace's SecretPolicies; its store is the
 /// one the role unions read.
-pub fn controller(client: kube::Client) -> Controller<SecretPolicy> {
+pub fn controller(client: kube::Client, concurrency: u16) -> Controller<SecretPolicy> {
     Controller::new(Api::<SecretPolicy>::all(client), watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(concurrency))
 }
 
 #[tracing::instrument(skip_all, fields(namespace = policy.namespace(), name = %policy.name_any()))]
