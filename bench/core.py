@@ -383,8 +383,10 @@ def write_run(binary: Path, workdir: Path, args, audit: str | None) -> dict:
         r = measured(server, "write.lua", args, env, warmup_env={**env, "BENCH_PREFIX": "bench/warmup"})
         if log is not None:
             r["audit_lines"] = count_lines(log)
-        db = server.dir / "data" / "cairn.redb"
-        r["db_bytes"] = db.stat().st_size if db.exists() else None
+        # Everything the durable node keeps on disk: the Raft log segments
+        # and the state machine.
+        data = server.dir / "data"
+        r["db_bytes"] = sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) if data.exists() else None
         r["rss_peak_kb"] = server.status()["VmHWM"]
         return r
     finally:
@@ -538,7 +540,7 @@ def build_table(runs: list[dict], starts: list[dict], meta: dict) -> str:
         f"{' (with uncommitted changes in core/)' if meta['dirty'] else ''}.",
         f"Medians of {meta['runs']} runs; wrk `-t{meta['threads']} -c{meta['connections']} -d{wrk_seconds(meta['duration'])}s` "
         f"after a {meta['warmup']:g} s warm-up, on loopback; client and server share the same {meta['cpus']} cores. "
-        "Durable node = `storage \"raft\"` (redb, group commit, fsync per commit) in a temp dir on the same "
+        "Durable node = `storage \"raft\"` (append-only segment-file Raft log with group commit, one fdatasync per group; redb state machine) in a temp dir on the same "
         f"filesystem as the fdatasync probe ({meta['fs']}). Startup: median of {len(starts)} `--dev` starts, "
         "timed from spawn to the first 200, polling every 1 ms "
         f"(the server's own banner reports {srv_ms:.0f} ms from the start of `cairn server` to listening; the rest is "

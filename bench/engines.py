@@ -6,7 +6,7 @@ library only, plus PostgreSQL's own programs (initdb, pg_ctl, pgbench, psql).
 Servers, helpers and the wrk runner come from `core.py` (issue 2's benchmark).
 
 Each run starts a fresh PostgreSQL cluster (as the `postgres` user when run as
-root) and fresh durable `cairn server` nodes (`storage "raft"`: redb, group
+root) and fresh durable `cairn server` nodes (`storage "raft"`: segment-file log, group
 commit, fsync per commit) with a file audit device (`fsync=batch`, the
 default), then measures:
 
@@ -606,7 +606,7 @@ def build_table(runs: list[dict], meta: dict) -> str:
         f"{' (with uncommitted changes in core/)' if meta['dirty'] else ''}; PostgreSQL {meta['pg_version']}.",
         f"Medians of {meta['runs']} runs; wrk `-t{meta['threads']} -d{cb.wrk_seconds(meta['duration'])}s` after a "
         f"{meta['warmup']:g} s warm-up, on loopback; load generators, Cairn and PostgreSQL share the same {meta['cpus']} cores. "
-        "Cairn: `cairn server` release build, `storage \"raft\"` (redb, group commit, fsync per commit), file audit device "
+        "Cairn: `cairn server` release build, `storage \"raft\"` (segment-file Raft log, group commit, one fdatasync per group), file audit device "
         "with `fsync=batch` (the default) — turned off only in the rows that say so. PostgreSQL: a fresh cluster per run with "
         "its defaults (fsync and synchronous_commit on, scram-sha-256 password hashing), data on the same filesystem "
         f"({meta['fs']}). Disk: 256 B append + `fdatasync`, p50 {fmt_us(med([f['p50_us'] for f in fs]))}, "
