@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
+use cairn_e2e::Postgres;
 use common::{assert_no_secrets, within, AgentProcess, World};
 use serde_json::{json, Value};
 

@@ -3,13 +3,11 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
 use std::time::{Duration, Instant};
 
+use cairn_e2e::Postgres;
 use common::Server;
-use postgres::Postgres;
 use serde_json::json;
 
 struct Env {

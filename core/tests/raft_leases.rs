@@ -6,13 +6,11 @@
 #[path = "common/cluster.rs"]
 mod cluster;
 mod common;
-#[path = "common/postgres.rs"]
-mod postgres;
 
 use std::time::{Duration, Instant};
 
+use cairn_e2e::Postgres;
 use cluster::{Cluster, Options};
-use postgres::Postgres;
 use serde_json::json;
 
 const CREATE: &str =

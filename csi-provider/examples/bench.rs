@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
+use cairn_e2e::Postgres;
 use common::{Core, Pod, Provider, TokenReviewServer, POLICY};
 use serde_json::json;
 

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::postgres::Postgres;
+use cairn_e2e::Postgres;
 use common::{files, versions, Core, Pod, Provider, TokenReviewServer, POLICY};
 use serde_json::json;
 

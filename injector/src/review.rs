@@ -52,9 +52,8 @@ fn respond(
         review.try_into().map_err(|_| ReviewError::NoRequest)?;
     let response = AdmissionResponse::from(&request);
     let is_pod = request.kind.group.is_empty() && request.kind.kind == "Pod";
-    let creates_a_pod = is_pod
-        && request.operation == Operation::Create
-        && request.sub_resource.is_none();
+    let creates_a_pod =
+        is_pod && request.operation == Operation::Create && request.sub_resource.is_none();
     let mut pod = match request.object.take() {
         Some(pod) if creates_a_pod => pod,
         _ => return Ok((response, None, Outcome::Skipped)),

@@ -3,8 +3,6 @@
 //! auth, and the `cairn-agent` binary run as a process.
 #![allow(dead_code, clippy::unwrap_used)]
 
-#[path = "../../../core/tests/common/postgres.rs"]
-pub mod postgres;
 #[path = "../../../core/tests/common/tokenreview.rs"]
 pub mod tokenreview;
 
@@ -259,7 +257,7 @@ impl Core {
 
     /// The database engine on `pg` with role `team-a-app` (lease TTLs in
     /// seconds).
-    pub async fn database(&self, pg: &postgres::Postgres, ttl: u64, max_ttl: u64) {
+    pub async fn database(&self, pg: &cairn_e2e::Postgres, ttl: u64, max_ttl: u64) {
         self.ok("POST", "sys/mounts/database", json!({"type": "database"}))
             .await;
         self.ok(

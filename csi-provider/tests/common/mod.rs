@@ -3,9 +3,7 @@
 //! binary on unix sockets, and a tonic client of those sockets.
 #![allow(dead_code)]
 
-// The core's own test fixtures, shared rather than copied.
-#[path = "../../../core/tests/common/postgres.rs"]
-pub mod postgres;
+// The core's TokenReview stand-in, shared rather than copied.
 #[path = "../../../core/tests/common/tokenreview.rs"]
 pub mod tokenreview;
 
