@@ -218,14 +218,14 @@ async fn setup() -> Env {
             "plugin_name": "postgresql-database-plugin",
             "connection_url": pg.template_url(),
             "username": pg.superuser, "password": pg.password,
-            "allowed_roles": "team-a-ro",
+            "allowed_roles": "team-a_ro",
         }),
     )
     .await;
     core_call(
         &core,
         "POST",
-        "database/roles/team-a-ro",
+        "database/roles/team-a_ro",
         json!({"db_name": "pg", "creation_statements": [CREATE], "default_ttl": "1h", "max_ttl": "24h"}),
     )
     .await;
@@ -548,7 +548,7 @@ async fn run_once(n: usize, ticks: f64) -> Run {
         &json!({
             "apiVersion": "cairn.dev/v1alpha1", "kind": "SecretPolicy",
             "metadata": {"name": "db"},
-            "spec": {"serviceAccounts": ["web"], "rules": [{"path": "database/creds/team-a-ro", "capabilities": ["read"]}], "tokenTTL": "10m"}
+            "spec": {"serviceAccounts": ["web"], "rules": [{"path": "database/creds/team-a_ro", "capabilities": ["read"]}], "tokenTTL": "10m"}
         }),
     )
     .await;
@@ -588,7 +588,7 @@ async fn run_once(n: usize, ticks: f64) -> Run {
                 let body = json!({
                     "apiVersion": "cairn.dev/v1alpha1", "kind": "DynamicCredential",
                     "metadata": {"name": name},
-                    "spec": {"path": "database/creds/team-a-ro", "serviceAccountName": "web",
+                    "spec": {"path": "database/creds/team-a_ro", "serviceAccountName": "web",
                              "secretName": format!("{name}-secret"), "renewalPercent": 50,
                              "rolloutRestartTargets": [], "revokeGracePeriodSeconds": 1}
                 });

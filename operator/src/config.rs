@@ -32,7 +32,8 @@ pub struct RunArgs {
     )]
     pub token_file: PathBuf,
     /// Paths a SecretPolicy may name, comma-separated, `{namespace}` being
-    /// the SecretPolicy's namespace; `*` only at the end.
+    /// the SecretPolicy's namespace, followed by `/`, `_`, `.` or the end;
+    /// `*` only at the end.
     #[arg(long, env = "CAIRN_PATH_TEMPLATES", default_value = DEFAULT_TEMPLATES)]
     pub path_templates: String,
     /// Namespace of the leader-election Lease (the operator's own).

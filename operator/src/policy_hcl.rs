@@ -64,7 +64,7 @@ mod tests {
                 "secret/data/team-a/*",
                 vec![Capability::Read, Capability::List],
             ),
-            ("database/creds/team-a-ro", vec![Capability::Read]),
+            ("database/creds/team-a_ro", vec![Capability::Read]),
             (
                 "secret/data/team-a/*",
                 vec![Capability::Read, Capability::Create],
@@ -74,7 +74,7 @@ mod tests {
         let parsed: hcl::Body = hcl::from_str(&text).unwrap();
         let blocks: Vec<_> = parsed.blocks().collect();
         assert_eq!(blocks.len(), 2);
-        assert_eq!(blocks[0].labels[0].as_str(), "database/creds/team-a-ro");
+        assert_eq!(blocks[0].labels[0].as_str(), "database/creds/team-a_ro");
         assert_eq!(blocks[1].labels[0].as_str(), "secret/data/team-a/*");
         let caps = blocks[1].body.attributes().next().unwrap();
         assert_eq!(

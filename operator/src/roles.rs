@@ -164,7 +164,7 @@ mod tests {
             "team-a",
             "db",
             &["web"],
-            "database/creds/team-a-ro",
+            "database/creds/team-a_ro",
             Some("20m"),
         );
         let other_ns = sp("team-b", "kv", &["web"], "secret/data/team-b/*", None);
@@ -191,7 +191,7 @@ mod tests {
     fn a_deleted_policy_leaves_the_union() {
         let t = PathTemplates::parse(DEFAULT_TEMPLATES).unwrap();
         let a = sp("team-a", "kv", &["web"], "secret/data/team-a/*", None);
-        let mut b = sp("team-a", "db", &["web"], "database/creds/team-a-ro", None);
+        let mut b = sp("team-a", "db", &["web"], "database/creds/team-a_ro", None);
         b.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             jiff::Timestamp::UNIX_EPOCH,
         ));

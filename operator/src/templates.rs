@@ -9,7 +9,7 @@ use std::fmt;
 const NAMESPACE: &str = "{namespace}";
 
 /// The default templates (`--path-templates`).
-pub const DEFAULT_TEMPLATES: &str = "secret/data/{namespace}/*,secret/metadata/{namespace}/*,database/creds/{namespace}-*,transit/encrypt/{namespace}-*,transit/decrypt/{namespace}-*";
+pub const DEFAULT_TEMPLATES: &str = "secret/data/{namespace}/*,secret/metadata/{namespace}/*,database/creds/{namespace}_*,transit/encrypt/{namespace}_*,transit/decrypt/{namespace}_*";
 
 /// Why a path template or a rule path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +18,12 @@ pub enum TemplateError {
     /// the same paths.
     #[error("path template {0:?} does not contain {{namespace}}")]
     NoNamespace(String),
+    /// `{namespace}` is followed by a character a namespace name may hold
+    /// (or by `*`), so one namespace's paths would be a prefix of
+    /// another's: with `creds/{namespace}-*`, namespace `team` could reach
+    /// `creds/team-a-db` of namespace `team-a`.
+    #[error("path template {0:?}: {{namespace}} must be followed by `/`, `_`, `.` or the end, not by a letter, digit, `-` or `*` (namespace names hold those, so another namespace's paths would match)")]
+    Ambiguous(String),
     /// A template holds a glob before its end.
     #[error("path template {0:?} may hold `*` only at its end and no `+`")]
     Glob(String),
@@ -76,6 +82,17 @@ impl PathTemplates {
             let body = t.strip_suffix('*').unwrap_or(t);
             if body.contains('*') || body.contains('+') {
                 return Err(TemplateError::Glob(t.clone()));
+            }
+            // Namespace names are DNS labels: [a-z0-9-]. What follows the
+            // placeholder must end the name, or `team` reaches `team-a`'s paths.
+            let ambiguous = t.match_indices(NAMESPACE).any(|(at, _)| {
+                t[at + NAMESPACE.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+            });
+            if ambiguous {
+                return Err(TemplateError::Ambiguous(t.clone()));
             }
         }
         Ok(Self { templates })
@@ -150,9 +167,9 @@ mod tests {
             "secret/data/team-a/web",
             "secret/data/team-a/+/config",
             "secret/metadata/team-a/web",
-            "database/creds/team-a-readonly",
-            "database/creds/team-a-*",
-            "transit/encrypt/team-a-orders",
+            "database/creds/team-a_readonly",
+            "database/creds/team-a_*",
+            "transit/encrypt/team-a_orders",
         ] {
             assert_eq!(t.check("team-a", p), Ok(()), "{p}");
         }
@@ -167,16 +184,33 @@ mod tests {
             "secret/data/team-a*",
             "secret/data/+/web",
             "secret/data/team-a",
-            "database/creds/team-b-readonly",
+            "database/creds/team-b_readonly",
             "database/creds/*",
             "sys/policies/acl/k8s.team-a.x",
             "auth/kubernetes/role/team-a.web",
-            "transit/keys/team-a-orders",
+            "transit/keys/team-a_orders",
         ] {
             assert!(
                 matches!(t.check("team-a", p), Err(PathRefusal::OutsideTemplates(_))),
                 "{p}"
             );
+        }
+    }
+
+    #[test]
+    fn a_namespace_cannot_reach_a_longer_namespace_of_the_same_prefix() {
+        let t = defaults();
+        for p in [
+            "secret/data/team-a/web",
+            "database/creds/team-a_ro",
+            "database/creds/team_ro-x",
+            "transit/encrypt/team-a_orders",
+        ] {
+            if p == "database/creds/team_ro-x" {
+                assert_eq!(t.check("team", p), Ok(()), "{p} is team's own");
+            } else {
+                assert!(t.check("team", p).is_err(), "{p} belongs to team-a");
+            }
         }
     }
 
@@ -211,6 +245,20 @@ mod tests {
             Err(TemplateError::Glob(_))
         ));
         assert_eq!(PathTemplates::parse(" , "), Err(TemplateError::Empty));
+        for ambiguous in [
+            "database/creds/{namespace}-*",
+            "secret/data/{namespace}*",
+            "kv/{namespace}x/y",
+            "kv/{namespace}/a,db/{namespace}9*",
+        ] {
+            assert!(
+                matches!(
+                    PathTemplates::parse(ambiguous),
+                    Err(TemplateError::Ambiguous(_))
+                ),
+                "{ambiguous}"
+            );
+        }
         let exact = PathTemplates::parse("kv/{namespace}/config").unwrap();
         assert_eq!(exact.check("a", "kv/a/config"), Ok(()));
         assert!(exact.check("a", "kv/a/config2").is_err());
@@ -226,9 +274,9 @@ mod tests {
                 let prefixes = [
                     format!("secret/data/{ns}/"),
                     format!("secret/metadata/{ns}/"),
-                    format!("database/creds/{ns}-"),
-                    format!("transit/encrypt/{ns}-"),
-                    format!("transit/decrypt/{ns}-"),
+                    format!("database/creds/{ns}_"),
+                    format!("transit/encrypt/{ns}_"),
+                    format!("transit/decrypt/{ns}_"),
                 ];
                 prop_assert!(prefixes.iter().any(|p| path.starts_with(p.as_str())));
                 prop_assert!(!path.split('/').any(|s| s == ".."));

@@ -101,7 +101,7 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
             "plugin_name": "postgresql-database-plugin",
             "connection_url": pg.template_url(),
             "username": pg.superuser, "password": pg.password,
-            "allowed_roles": "team-a-ro",
+            "allowed_roles": "team-a_ro",
         })),
     )
     .await;
@@ -109,7 +109,7 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     let (st, body) = core_call(
         &core,
         "POST",
-        "database/roles/team-a-ro",
+        "database/roles/team-a_ro",
         Some(json!({"db_name": "pg", "creation_statements": [CREATE], "default_ttl": db_ttl, "max_ttl": db_max_ttl})),
     )
     .await;
@@ -270,7 +270,7 @@ fn credential(name: &str, targets: Value) -> Value {
     json!({
         "apiVersion": "cairn.dev/v1alpha1", "kind": "DynamicCredential",
         "metadata": {"name": name},
-        "spec": {"path": "database/creds/team-a-ro", "serviceAccountName": "web", "secretName": format!("{name}-secret"),
+        "spec": {"path": "database/creds/team-a_ro", "serviceAccountName": "web", "secretName": format!("{name}-secret"),
                  "renewalPercent": 50, "rolloutRestartTargets": targets, "revokeGracePeriodSeconds": 1}
     })
 }
@@ -326,7 +326,7 @@ async fn policies_credentials_and_cleanup_end_to_end() {
         &env,
         "secretpolicies",
         "team-a",
-        policy("db", &["web"], "database/creds/team-a-ro"),
+        policy("db", &["web"], "database/creds/team-a_ro"),
     )
     .await;
     until("SecretPolicy Ready", Duration::from_secs(20), async || {
@@ -344,7 +344,7 @@ async fn policies_credentials_and_cleanup_end_to_end() {
     assert!(pol["data"]["policy"]
         .as_str()
         .unwrap()
-        .contains("database/creds/team-a-ro"));
+        .contains("database/creds/team-a_ro"));
 
     // One reaching another namespace is refused with a condition, and
     // grants nothing.
@@ -498,7 +498,7 @@ async fn credential_waits_for_its_secret_policy() {
         &env,
         "secretpolicies",
         "team-a",
-        policy("db", &["web"], "database/creds/team-a-ro"),
+        policy("db", &["web"], "database/creds/team-a_ro"),
     )
     .await;
     let (user, password, _) = until("Secret", Duration::from_secs(30), async || {
@@ -532,7 +532,7 @@ async fn renewal_and_two_phase_rotation() {
         &env,
         "secretpolicies",
         "team-a",
-        policy("db", &["web"], "database/creds/team-a-ro"),
+        policy("db", &["web"], "database/creds/team-a_ro"),
     )
     .await;
     create(
@@ -610,7 +610,7 @@ async fn restart_leaves_one_live_credential() {
         &env,
         "secretpolicies",
         "team-a",
-        policy("db", &["web"], "database/creds/team-a-ro"),
+        policy("db", &["web"], "database/creds/team-a_ro"),
     )
     .await;
     create(
@@ -633,7 +633,7 @@ async fn restart_leaves_one_live_credential() {
     let uid = dc["metadata"]["uid"].as_str().unwrap();
     let orphan = env
         .core
-        .request(reqwest::Method::GET, "database/creds/team-a-ro")
+        .request(reqwest::Method::GET, "database/creds/team-a_ro")
         .header("X-Vault-Token", env.core.root_token())
         .header(
             "X-Cairn-Lease-Owner",
@@ -672,7 +672,7 @@ async fn pod_gc_revokes_leases_of_gone_pods() {
     let issue = |owner: String| {
         let req = env
             .core
-            .request(reqwest::Method::GET, "database/creds/team-a-ro")
+            .request(reqwest::Method::GET, "database/creds/team-a_ro")
             .header("X-Vault-Token", env.core.root_token())
             .header("X-Cairn-Lease-Owner", owner);
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }

@@ -197,6 +197,8 @@ BAD_VALUES = {
     "webhook-timeout-too-long": ({"injector": {"timeoutSeconds": 60}}, "/injector/timeoutSeconds"),
     "anti-affinity": ({"core": {"antiAffinity": "maybe"}}, "/core/antiAffinity"),
     "path-template-without-namespace": ({"operator": {"pathTemplates": ["secret/data/*"]}}, "/operator/pathTemplates"),
+    # `team` would reach `team-a`'s paths: {namespace} must end the name.
+    "path-template-ambiguous": ({"operator": {"pathTemplates": ["database/creds/{namespace}-*"]}}, "/operator/pathTemplates"),
     "relative-socket-dir": ({"csi": {"socketDirs": ["var/run/x"]}}, "/csi/socketDirs"),
     "log-level": ({"logLevel": "loud"}, "/logLevel"),
     "cert-manager-duration": ({"tls": {"certManager": {"duration": "a year"}}}, "/tls/certManager/duration"),

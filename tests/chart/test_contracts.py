@@ -182,8 +182,8 @@ def test_operator_contract():
     assert env["CAIRN_AUTH_MOUNT"] == "kubernetes" and env["CAIRN_AUTH_ROLE"] == "cairn-operator"
     assert env["CAIRN_TOKEN_AUDIENCE"] == "cairn"
     assert env["CAIRN_PATH_TEMPLATES"] == (
-        "secret/data/{namespace}/*,secret/metadata/{namespace}/*,database/creds/{namespace}-*,"
-        "transit/encrypt/{namespace}-*,transit/decrypt/{namespace}-*"
+        "secret/data/{namespace}/*,secret/metadata/{namespace}/*,database/creds/{namespace}_*,"
+        "transit/encrypt/{namespace}_*,transit/decrypt/{namespace}_*"
     )
     token = mounted_path(spec, c, env["CAIRN_TOKEN_FILE"])
     assert env["CAIRN_TOKEN_FILE"] == "/var/run/secrets/cairn/token"

@@ -323,7 +323,7 @@ mod tests {
 
     fn spec(template: Option<&[(&str, &str)]>) -> DynamicCredentialSpec {
         serde_json::from_value(serde_json::json!({
-            "path": "database/creds/team-a-ro",
+            "path": "database/creds/team-a_ro",
             "serviceAccountName": "web",
             "secretName": "web-db",
             "template": template.map(|t| t.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
@@ -382,7 +382,7 @@ mod tests {
         let base = issued_for(&a);
         a.renewal_percent = 50;
         assert_eq!(issued_for(&a), base);
-        a.path = "database/creds/team-a-rw".into();
+        a.path = "database/creds/team-a_rw".into();
         assert_ne!(issued_for(&a), base);
     }
 }

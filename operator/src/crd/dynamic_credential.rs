@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct DynamicCredentialSpec {
     /// The core path that issues the credential, e.g.
-    /// `database/creds/team-a-readonly`. It must be granted (`read`) to the
+    /// `database/creds/team-a_readonly`. It must be granted (`read`) to the
     /// service account by a SecretPolicy.
     #[schemars(length(min = 1))]
     pub path: String,

@@ -55,7 +55,7 @@ pub struct SecretPolicySpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct PolicyRule {
     /// A core API path without the `/v1/` prefix, e.g.
-    /// `secret/data/team-a/*` or `database/creds/team-a-readonly`.
+    /// `secret/data/team-a/*` or `database/creds/team-a_readonly`.
     #[schemars(length(min = 1))]
     pub path: String,
     /// What the service accounts may do on the path.
