@@ -60,6 +60,42 @@ async fn acknowledged_writes_survive_kill_9_and_come_back_sealed() {
     }
 }
 
+/// A data directory from before the segment-file Raft log (`raft-log.redb`)
+/// is refused with a clear error rather than started with an empty log,
+/// which would forget the node's vote.
+#[test]
+fn an_old_format_raft_log_is_refused_not_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/raft-log.redb"), b"old").unwrap();
+    let config = dir.path().join("config.hcl");
+    let port = common::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "listener \"tcp\" {{\n address = \"127.0.0.1:{port}\"\n tls_disable = true\n}}\n{}\n",
+            raft(dir.path())
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["server", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("old redb format"), "{text}");
+    assert!(
+        !dir.path().join("data/raft-log").exists(),
+        "no new log was started"
+    );
+}
+
 #[tokio::test]
 async fn a_sealed_node_answers_only_seal_endpoints() {
     let dir = tempfile::tempdir().unwrap();

@@ -100,6 +100,18 @@ impl Cluster {
         std::fs::create_dir_all(&config.path).map_err(|e| {
             ClusterError::Storage(format!("cannot create {}: {e}", config.path.display()))
         })?;
+        // Before the segment-file log, the log was `raft-log.redb`. Starting
+        // beside it with an empty log would forget this node's vote and
+        // entries (a node could vote twice in one term): refuse instead.
+        let old_log = config.path.join("raft-log.redb");
+        if old_log.exists() && !config.path.join("raft-log").exists() {
+            return Err(ClusterError::Storage(format!(
+                "{} holds a Raft log in the old redb format, which this version does not read; \
+                 restore this node from a snapshot (`cairn operator raft snapshot`), or remove \
+                 the node's data directory and join it to the cluster again",
+                old_log.display()
+            )));
+        }
         let log = LogStore::open(&config.path.join("raft-log"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(&config.path.join("raft-sm.redb"))
