@@ -5,10 +5,10 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::client::{api_error, decode_response, Body, Client};
+use crate::client::{decode_response, Body, Client};
 use crate::envelope::Secret;
 use crate::error::ClientError;
-use crate::lease::{LeaseOwner, LEASE_OWNER_HEADER};
+use crate::lease::LeaseOwner;
 
 /// The most paths one batch may name (the server's limit).
 pub const MAX_BATCH_PATHS: usize = 128;
@@ -37,15 +37,9 @@ impl Client {
         owner: Option<&LeaseOwner>,
     ) -> Result<Vec<Result<Secret<Map<String, Value>>, ClientError>>, ClientError> {
         let body = Body::Json(json!({ "paths": paths }));
-        let mut request = self.request(Method::POST, "sys/cairn/read", &[], body);
-        if let Some(owner) = owner {
-            request = request.header(LEASE_OWNER_HEADER, owner.header_value());
-        }
-        let response = request.send().await.map_err(ClientError::Connection)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(api_error(status, response).await);
-        }
+        let response = self
+            .send_owned(Method::POST, "sys/cairn/read", body, owner)
+            .await?;
         let answer: BatchAnswer = decode_response(response).await?;
         if answer.responses.len() != paths.len() {
             return Err(ClientError::Api {

@@ -78,6 +78,19 @@ impl Client {
         } else {
             Body::Json(Value::Object(data.clone()))
         };
+        let response = self.send_owned(method, path, body, owner).await?;
+        decode_response(response).await
+    }
+
+    /// Send a request whose leases `owner` (when given) is to own
+    /// (`X-Cairn-Lease-Owner`); a non-2xx answer is the error.
+    pub(crate) async fn send_owned(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        owner: Option<&LeaseOwner>,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut request = self.request(method, path, &[], body);
         if let Some(owner) = owner {
             request = request.header(LEASE_OWNER_HEADER, owner.header_value());
@@ -87,7 +100,7 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(status, response).await);
         }
-        decode_response(response).await
+        Ok(response)
     }
 
     /// `PUT sys/leases/renew`: extend a lease by `increment` seconds (0: the

@@ -42,6 +42,17 @@ async fn setup() -> Env {
     }
 }
 
+/// The provider's batch reads and single reads of the core so far.
+async fn batch_and_single_reads(provider: &Provider) -> (f64, f64) {
+    let batches = provider
+        .counter("cairn_csi_core_requests_total{op=\"read_batch\"}")
+        .await;
+    let reads = provider
+        .counter("cairn_csi_core_requests_total{op=\"read\"}")
+        .await;
+    (batches, reads)
+}
+
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -106,15 +117,7 @@ async fn kv_objects_become_files_with_stable_versions() {
         json!({"username": "app", "password": "kv-secret-pw-81f3", "port": 5432})
     );
     // Two distinct secrets: one batch request, no single reads.
-    let batches = env
-        .provider
-        .counter("cairn_csi_core_requests_total{op=\"read_batch\"}")
-        .await;
-    let reads = env
-        .provider
-        .counter("cairn_csi_core_requests_total{op=\"read\"}")
-        .await;
-    assert_eq!((batches, reads), (1.0, 0.0));
+    assert_eq!(batch_and_single_reads(&env.provider).await, (1.0, 0.0));
     let v1 = versions(&first);
     assert_eq!(v1.len(), 5);
     for v in v1.values() {

@@ -403,13 +403,18 @@ impl LogStore {
         entries: impl IntoIterator<Item = typ::Entry>,
         flushed: Flushed,
     ) -> Result<(), typ::StorageError> {
-        let mut framed = Vec::new();
+        // Encode before taking the lock: readers wait on it.
+        let entries: Vec<(typ::Entry, Vec<u8>)> = entries
+            .into_iter()
+            .map(|entry| frame_entry(&entry).map(|record| (entry, record)))
+            .collect::<Result<_, _>>()?;
+        let mut framed = Vec::with_capacity(entries.len());
         {
             let mut state = lock(&self.shared.state);
-            for entry in entries {
-                let record = frame_entry(&entry)?;
-                state.cache_insert(entry.clone(), record.len());
+            for (entry, record) in entries {
                 framed.push((entry.log_id, record));
+                let bytes = framed.last().map_or(0, |(_, r)| r.len());
+                state.cache_insert(entry, bytes);
             }
         }
         self.shared
