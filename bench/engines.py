@@ -56,8 +56,10 @@ CREATE_WITH_PASSWORD = (
 CREATE_CHEAP = 'CREATE ROLE "{{name}}";'
 PG_LOG_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC \[\d+\] LOG:  statement: "
-    r'(CREATE ROLE|REASSIGN OWNED BY) "(v-expiry-[a-z0-9]+)"'
+    r'(CREATE ROLE|REASSIGN OWNED BY) ("v-expiry-[a-z0-9]+"(?:, "v-expiry-[a-z0-9]+")*)'
 )
+# Revocations are batched: one REASSIGN OWNED BY names every user of the batch.
+PG_ROLE_NAME = re.compile(r'"(v-expiry-[a-z0-9]+)"')
 
 
 # -------------------------------------------------------------- PostgreSQL
@@ -181,19 +183,47 @@ def stop_all():
             print(f"warning: failed to stop PostgreSQL {pg.dir}: {e}", file=sys.stderr)
 
 
-def pgbench(pg: Postgres, workdir: Path, clients: int, duration: float) -> dict:
+def scram_verifier(password: str, iterations: int) -> str:
+    """PostgreSQL's stored SCRAM-SHA-256 form of `password`, as Cairn computes it."""
+    import hashlib
+    import hmac
+
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
+
+
+# What the database engine puts into PASSWORD '...' by default: a SCRAM
+# verifier with 16 iterations (`password_authentication = "scram-sha-256"`).
+CAIRN_SCRAM_ITERATIONS = 16
+
+
+def pgbench(pg: Postgres, workdir: Path, clients: int, duration: float, verifier: bool = False) -> dict:
     """PostgreSQL alone: the transaction the database engine runs per credential
-    (BEGIN; CREATE ROLE with a 32-character password; COMMIT), `clients` at once.
-    pgbench substitutes :r (a random 62-bit number) for a unique role name."""
-    script = workdir / "create-role.sql"
+    (BEGIN; CREATE ROLE with a password; COMMIT), `clients` at once. The
+    password is a 32-character plaintext (which PostgreSQL hashes, as with
+    Vault's default), or with `verifier` a SCRAM verifier of the kind Cairn
+    sends by default. pgbench substitutes :r (a random 62-bit number) for a
+    unique role name."""
+    password = "p-:r-abcdefghijklmnopqrstuvwxyz"
+    if verifier:
+        # pgbench would substitute its variable :r inside the verifier's text.
+        password = ":r"
+        while re.search(r":r(?![A-Za-z0-9_])", password):
+            password = scram_verifier("abcdefghijklmnopqrstuvwxyz012345", CAIRN_SCRAM_ITERATIONS)
+    tag = f"c{clients}{'-verifier' if verifier else ''}"
+    script = workdir / f"create-role-{tag}.sql"
     script.write_text(
         "\\set r random(1, 4611686018427387903)\n"
         "BEGIN;\n"
-        "CREATE ROLE \"v-ref-:r\" WITH LOGIN PASSWORD 'p-:r-abcdefghijklmnopqrstuvwxyz' "
+        f"CREATE ROLE \"v-ref-:r\" WITH LOGIN PASSWORD '{password}' "
         "VALID UNTIL '2099-01-01T00:00:00Z';\n"
         "COMMIT;\n"
     )
-    logdir = workdir / f"pgbench-c{clients}"
+    logdir = workdir / f"pgbench-{tag}"
     logdir.mkdir()
     cmd = [
         str(pg.bin / "pgbench"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-n", "-M", "simple",
@@ -326,6 +356,7 @@ def db_run(binary: Path, workdir: Path, pg: Postgres, args) -> dict:
         creds_once(server, token, "bench")
         out["creds_pool16"] = measured(server, "creds.lua", 16, args, env, pg)
         out["pg_c16"] = pgbench(pg, workdir, 16, args.duration)
+        out["pg_c16_verifier"] = pgbench(pg, workdir, 16, args.duration, verifier=True)
         out["pg_c4"] = pgbench(pg, workdir, 4, args.duration)
         out["rss_after_creds"] = rss(server)
         out["audit_lines"] = cb.count_lines(audit)
@@ -376,7 +407,9 @@ def parse_pg_log(path: Path, offset: int) -> tuple[dict[str, float], dict[str, f
             continue
         t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
             tzinfo=datetime.timezone.utc).timestamp()
-        (created if m.group(2) == "CREATE ROLE" else dropped)[m.group(3)] = t
+        into = created if m.group(2) == "CREATE ROLE" else dropped
+        for name in PG_ROLE_NAME.findall(m.group(3)):
+            into[name] = t
     return created, dropped, offset + end
 
 
@@ -521,9 +554,15 @@ def build_table(runs: list[dict], meta: dict) -> str:
         "| scenario | throughput | p50 | p99 | vs reference | CPU / op | target | met? |",
         "|---|---:|---:|---:|---:|---:|---|---|",
     ]
-    for key, label in (("pg_c16", "PostgreSQL alone, 16 clients (pgbench)"), ("pg_c4", "PostgreSQL alone, 4 clients (pgbench)")):
+    for key, label, pw in (
+        ("pg_c16", "PostgreSQL alone, 16 clients (pgbench)", "'<plaintext>'"),
+        ("pg_c16_verifier", "PostgreSQL alone, 16 clients (pgbench)", f"'SCRAM-SHA-256${CAIRN_SCRAM_ITERATIONS}:…'"),
+        ("pg_c4", "PostgreSQL alone, 4 clients (pgbench)", "'<plaintext>'"),
+    ):
+        if not all(key in x for x in dbs):
+            continue
         rows.append(
-            f"| {label}: `BEGIN; CREATE ROLE … PASSWORD … VALID UNTIL …; COMMIT` | {fmt_rps(m(dbs, key, 'rps'))} "
+            f"| {label}: `BEGIN; CREATE ROLE … PASSWORD {pw} VALID UNTIL …; COMMIT` | {fmt_rps(m(dbs, key, 'rps'))} "
             f"| {fmt_us(m(dbs, key, 'p50_us'))} | {fmt_us(m(dbs, key, 'p99_us'))} | 100 % "
             f"| PG {m(dbs, key, 'pg_cpu_us_per_req'):.0f} µs | (reference) | — |"
         )
@@ -532,9 +571,10 @@ def build_table(runs: list[dict], meta: dict) -> str:
         ("creds_pool16", "Cairn `database/creds`, 16 connections, `max_open_connections=16`"),
     ):
         rps, p50, p99 = m(dbs, key, "rps"), m(dbs, key, "p50_us"), m(dbs, key, "p99_us")
-        ratio = med([x[key]["rps"] / x["pg_c16"]["rps"] for x in dbs])
+        ref = "pg_c16_verifier" if all("pg_c16_verifier" in x for x in dbs) else "pg_c16"
+        ratio = med([x[key]["rps"] / x[ref]["rps"] for x in dbs])
         rows.append(
-            f"| {label} | {fmt_rps(rps)} | {fmt_us(p50)} | {fmt_us(p99)} | {ratio * 100:.0f} % of PG c16 "
+            f"| {label} | {fmt_rps(rps)} | {fmt_us(p50)} | {fmt_us(p99)} | {ratio * 100:.0f} % of PG c16{' verifier' if ref != 'pg_c16' else ''} "
             f"| Cairn {m(dbs, key, 'server_cpu_us_per_req'):.0f} + PG {m(dbs, key, 'pg_cpu_us_per_req'):.0f} µs "
             f"| ≥ 500/s, p99 ≤ 40 ms | {yes(rps >= 500 and p99 <= 40000)} |"
         )
@@ -620,8 +660,11 @@ def build_table(runs: list[dict], meta: dict) -> str:
         "",
         "\"CPU / op\" is user + system CPU time during the measured run divided by its operations: of the `cairn` process, "
         "and of the whole PostgreSQL cluster (postmaster, backends, reaped children). \"vs reference\" is each run's "
-        "throughput over the reference's in the same run. The credential rows create a user with a password (SCRAM hashing "
-        "in PostgreSQL), a lease stored durably, and two audit lines; Vault's published dev-server figure is 221/s, p99 77 ms. "
+        "throughput over the reference's in the same run. The credential rows create a user with a password, a lease stored "
+        "durably, and two audit lines. Cairn sends the password as a SCRAM-SHA-256 verifier it computes "
+        f"({CAIRN_SCRAM_ITERATIONS} PBKDF2 iterations: the connection's default `password_authentication = \"scram-sha-256\"`), "
+        "so the like-for-like reference is the pgbench row with a verifier; with a plaintext password PostgreSQL runs "
+        "4,096 PBKDF2 iterations per `CREATE ROLE` (its empty-password check). Vault's published dev-server figure is 221/s, p99 77 ms. "
         "Vault's published transit figure is 1,785 encrypt/s.",
         "",
         f"## {meta['leases']:,} leases with a {meta['ttl']} s TTL",

@@ -409,3 +409,166 @@ async fn postgres_down_gives_an_error_and_no_lease() {
         .await;
     assert_eq!(st, 404);
 }
+
+/// `rolpassword` as PostgreSQL stores it.
+async fn stored_password(pg: &Postgres, user: &str) -> String {
+    let admin = pg.admin().await;
+    let row = admin
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+            &[&user],
+        )
+        .await
+        .unwrap();
+    row.get::<_, String>(0)
+}
+
+#[tokio::test]
+async fn passwords_reach_postgres_as_scram_verifiers() {
+    let env = setup().await;
+    let s = &env.server;
+    let t = Some(env.token.as_str());
+
+    // Default: Cairn sends a SCRAM-SHA-256 verifier with its default count;
+    // the plaintext never reaches PostgreSQL, and the password logs in
+    // (the harness's host connections use scram-sha-256 authentication).
+    let (st, body) = s.call("GET", "database/config/pg", t, None).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["password_authentication"], "scram-sha-256");
+    assert_eq!(body["data"]["scram_iterations"], 16);
+    let (_, user, pw) = creds(&env, "app").await;
+    let stored = stored_password(&env.pg, &user).await;
+    assert!(stored.starts_with("SCRAM-SHA-256$16:"), "{stored}");
+    assert!(!stored.contains(&pw));
+    assert!(can_login(&env.pg, &user, &pw).await);
+    assert!(!can_login(&env.pg, &user, "not-the-password").await);
+
+    // A larger count is honoured.
+    let (st, body) = s
+        .call(
+            "POST",
+            "database/config/pg",
+            t,
+            Some(json!({"scram_iterations": 4096})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, user, pw) = creds(&env, "app").await;
+    assert!(stored_password(&env.pg, &user)
+        .await
+        .starts_with("SCRAM-SHA-256$4096:"));
+    assert!(can_login(&env.pg, &user, &pw).await);
+
+    // Vault's "password": the plaintext goes to PostgreSQL, which hashes it
+    // with its own settings.
+    let (st, body) = s
+        .call(
+            "POST",
+            "database/config/pg",
+            t,
+            Some(json!({"password_authentication": "password"})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, user, pw) = creds(&env, "app").await;
+    assert!(stored_password(&env.pg, &user)
+        .await
+        .starts_with("SCRAM-SHA-256$4096:"));
+    assert!(can_login(&env.pg, &user, &pw).await);
+
+    // (Root rotation hashes the same way: `rotate_root_replaces_the_root_password`
+    // logs in with the rotated root password.)
+    let (st, body) = s
+        .call(
+            "POST",
+            "database/config/pg",
+            t,
+            Some(json!({"password_authentication": "scram-sha-256", "scram_iterations": 32})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, user, pw) = creds(&env, "app").await;
+    assert!(stored_password(&env.pg, &user)
+        .await
+        .starts_with("SCRAM-SHA-256$32:"));
+    assert!(can_login(&env.pg, &user, &pw).await);
+
+    // Bad values are refused and change nothing.
+    for bad in [
+        json!({"password_authentication": "md5"}),
+        json!({"scram_iterations": 0}),
+        json!({"scram_iterations": "lots"}),
+        json!({"scram_iterations": 2_000_000}),
+    ] {
+        let (st, body) = s
+            .call("POST", "database/config/pg", t, Some(bad.clone()))
+            .await;
+        assert_eq!(st, 400, "{bad}: {body}");
+    }
+    let (_, body) = s.call("GET", "database/config/pg", t, None).await;
+    assert_eq!(body["data"]["scram_iterations"], 32, "{body}");
+}
+
+#[tokio::test]
+async fn concurrent_revocations_are_dropped_together_and_fail_alone() {
+    let env = setup().await;
+    let mut issued = Vec::new();
+    for _ in 0..24 {
+        issued.push(creds(&env, "app").await);
+    }
+    // One user PostgreSQL cannot drop: it holds a privilege on a table in
+    // another database, which DROP OWNED (run in the connection's database)
+    // cannot revoke.
+    let stuck = issued[5].1.clone();
+    let admin = env.pg.admin().await;
+    admin
+        .batch_execute("CREATE DATABASE cairn_stuck")
+        .await
+        .unwrap();
+    let mut cfg: tokio_postgres::Config = env
+        .pg
+        .url(&env.pg.superuser, &env.pg.password)
+        .replace("/postgres?", "/cairn_stuck?")
+        .parse()
+        .unwrap();
+    cfg.connect_timeout(Duration::from_secs(5));
+    let (other, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    other
+        .batch_execute(&format!(
+            "CREATE TABLE t (x int); GRANT SELECT ON t TO \"{stuck}\""
+        ))
+        .await
+        .unwrap();
+
+    // Revoke all at once, so that the drops are batched.
+    let calls = issued.iter().map(|(lease, _, _)| {
+        env.server.call(
+            "PUT",
+            "sys/leases/revoke",
+            Some(&env.token),
+            Some(json!({"lease_id": lease})),
+        )
+    });
+    let results = futures::future::join_all(calls).await;
+    for ((lease, user, _), (st, body)) in issued.iter().zip(&results) {
+        if *user == stuck {
+            assert_eq!(*st, 400, "{body}");
+            assert!(body.to_string().contains("cannot be dropped"), "{body}");
+            let (st, body) = env
+                .server
+                .call(
+                    "PUT",
+                    "sys/leases/lookup",
+                    Some(&env.token),
+                    Some(json!({"lease_id": lease})),
+                )
+                .await;
+            assert_eq!(st, 200, "the failed lease is kept: {body}");
+        } else {
+            assert_eq!(*st, 204, "{user}: {body}");
+            assert!(!role_exists(&env.pg, user).await, "{user} still exists");
+        }
+    }
+    assert!(role_exists(&env.pg, &stuck).await);
+}

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
 
 use super::DbError;
 use crate::engines::fields::{bool_field, duration_field, list_field, string_field, OneString};
@@ -20,6 +21,29 @@ pub struct Connection {
     pub allowed_roles: Vec<String>,
     pub max_open_connections: usize,
     pub verify_connection: bool,
+    /// How passwords reach the database (Vault's `password_authentication`).
+    #[serde(default)]
+    pub password_authentication: PasswordAuthentication,
+    /// PBKDF2 iterations of the SCRAM verifiers Cairn computes.
+    #[serde(default = "default_scram_iterations")]
+    pub scram_iterations: u32,
+}
+
+/// How a generated password is put into `{{password}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PasswordAuthentication {
+    /// The plaintext; PostgreSQL hashes it (Vault's default).
+    #[serde(rename = "password")]
+    Password,
+    /// A SCRAM-SHA-256 verifier computed by Cairn; PostgreSQL stores it as
+    /// it is and never sees the plaintext. Cairn's default: see `scram.rs`.
+    #[default]
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+}
+
+fn default_scram_iterations() -> u32 {
+    super::scram::DEFAULT_ITERATIONS
 }
 
 /// A role: how to create, revoke and renew users on one connection.
@@ -64,6 +88,8 @@ impl Connection {
             allowed_roles: Vec::new(),
             max_open_connections: 4,
             verify_connection: true,
+            password_authentication: PasswordAuthentication::default(),
+            scram_iterations: default_scram_iterations(),
         });
         if let Some(p) = string_field(data, "plugin_name")? {
             c.plugin_name = p;
@@ -90,6 +116,29 @@ impl Connection {
         }
         if let Some(v) = bool_field(data, "verify_connection")? {
             c.verify_connection = v;
+        }
+        if let Some(a) = string_field(data, "password_authentication")? {
+            c.password_authentication = match a.as_str() {
+                "password" => PasswordAuthentication::Password,
+                "scram-sha-256" => PasswordAuthentication::ScramSha256,
+                _ => {
+                    return Err(DbError::BadRequest(
+                        "password_authentication must be \"password\" or \"scram-sha-256\"".into(),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = data.get("scram_iterations").filter(|v| !v.is_null()) {
+            c.scram_iterations = v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .filter(|n| (1..=u64::from(super::scram::MAX_ITERATIONS)).contains(n))
+                .ok_or_else(|| {
+                    DbError::BadRequest(format!(
+                        "scram_iterations must be 1..{}",
+                        super::scram::MAX_ITERATIONS
+                    ))
+                })? as u32;
         }
         match data.get("max_open_connections") {
             None | Some(Value::Null) => {}
@@ -123,6 +172,19 @@ impl Connection {
         self.allowed_roles.iter().any(|r| r == "*" || r == role)
     }
 
+    /// What to put into `{{password}}` for `password`: the plaintext, or
+    /// its SCRAM verifier.
+    pub fn stored_password(&self, password: &str) -> Result<Zeroizing<String>, DbError> {
+        match self.password_authentication {
+            PasswordAuthentication::Password => Ok(Zeroizing::new(password.to_owned())),
+            PasswordAuthentication::ScramSha256 => {
+                super::scram::verifier(password, self.scram_iterations)
+                    .map(Zeroizing::new)
+                    .map_err(|_| DbError::Database("computing the SCRAM verifier failed".into()))
+            }
+        }
+    }
+
     /// Vault's read form (no password).
     pub fn read_form(&self) -> Value {
         json!({
@@ -134,6 +196,8 @@ impl Connection {
             },
             "allowed_roles": self.allowed_roles,
             "verify_connection": self.verify_connection,
+            "password_authentication": self.password_authentication,
+            "scram_iterations": self.scram_iterations,
             "root_credentials_rotate_statements": [],
             "password_policy": "",
             "plugin_version": "",

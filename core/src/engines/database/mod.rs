@@ -7,7 +7,9 @@
 //! root password lives only there, sealed by the barrier.
 
 mod config;
+mod drops;
 mod pool;
+mod scram;
 mod sql;
 mod users;
 
@@ -171,7 +173,8 @@ impl DatabaseEngine {
         } else {
             FALLBACK_TTL
         };
-        users::create(&pool, &role, &username, &password, now_unix() + ttl).await?;
+        let stored = conn.stored_password(&password)?;
+        users::create(&pool, &role, &username, &stored, now_unix() + ttl).await?;
         let mut resp = Response::data(json!({ "username": username, "password": password }));
         resp.lease = Some(LeaseRequest {
             ttl: role.default_ttl,
@@ -192,7 +195,8 @@ impl DatabaseEngine {
         }
         let pool = self.pool(view, name).await?;
         let new_password = users::new_password();
-        users::set_root_password(&pool, &conn.username, &new_password).await?;
+        let stored = conn.stored_password(&new_password)?;
+        users::set_root_password(&pool, &conn.username, &stored).await?;
         conn.password = new_password;
         // The server already has the new password: if this write fails the
         // operator must reset it by hand, which the error says.

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 
+use super::drops::DropQueue;
+
 /// How long a connection attempt may take before `creds` etc. fail.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -34,6 +36,8 @@ pub struct Pool {
     config: Config,
     idle: Mutex<Vec<Client>>,
     permits: Arc<Semaphore>,
+    /// Users waiting for the default revocation (see `drops.rs`).
+    pub drops: DropQueue,
 }
 
 /// A connection taken from a [`Pool`]; goes back to it on drop if still usable.
@@ -60,6 +64,7 @@ impl Pool {
             config,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max_open.max(1))),
+            drops: DropQueue::default(),
         }))
     }
 

@@ -4,11 +4,11 @@
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::OsRng;
-use rand::Rng;
+use rand::RngCore;
 
 use super::config::Role;
 use super::pool::{describe, Pool};
-use super::sql::{quote_ident, redact, render, split_statements, TemplateValues};
+use super::sql::{redact, render, split_statements, TemplateValues};
 use super::DbError;
 use std::sync::Arc;
 
@@ -18,11 +18,25 @@ const PASSWORD_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 /// names to lower case, so lower case keeps them easy to type).
 const NAME_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
-/// `len` characters drawn uniformly from `chars` with the OS CSPRNG.
+/// `len` characters drawn uniformly from `chars` (at most 256) with the OS
+/// CSPRNG: one `getrandom` call for a buffer of bytes, rejection-sampled so
+/// that every character is equally likely (a call per character would cost
+/// a system call each).
 fn random_string(chars: &[u8], len: usize) -> String {
-    (0..len)
-        .map(|_| chars[OsRng.gen_range(0..chars.len())] as char)
-        .collect()
+    // The largest multiple of chars.len() that fits in a byte.
+    let limit = 256 - 256 % chars.len();
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        OsRng.fill_bytes(&mut buf);
+        for &b in buf.iter().filter(|&&b| usize::from(b) < limit) {
+            if out.len() == len {
+                break;
+            }
+            out.push(chars[usize::from(b) % chars.len()] as char);
+        }
+    }
+    out
 }
 
 /// A new password: 32 characters, alphanumeric plus `-`.
@@ -47,7 +61,10 @@ fn db_err(e: &tokio_postgres::Error, secrets: &[&str]) -> DbError {
 }
 
 /// Run `statements` (already split) rendered with `values`, in one
-/// transaction: either all take effect or none does.
+/// transaction: either all take effect or none does. They go as one
+/// simple-query message, which PostgreSQL runs as one implicit transaction
+/// (an error rolls all of it back), so a credential costs one round trip
+/// instead of BEGIN, one per statement and COMMIT.
 async fn run_in_tx(
     pool: &Arc<Pool>,
     statements: &[String],
@@ -60,19 +77,14 @@ async fn run_in_tx(
         .collect::<Result<Vec<_>, _>>()?;
     let mut conn = pool.get().await?;
     let client = conn.client()?;
-    let tx = client
-        .transaction()
+    client
+        .batch_execute(&rendered.join(";\n"))
         .await
-        .map_err(|e| db_err(&e, &secrets))?;
-    for stmt in &rendered {
-        tx.batch_execute(stmt)
-            .await
-            .map_err(|e| db_err(&e, &secrets))?;
-    }
-    tx.commit().await.map_err(|e| db_err(&e, &secrets))
+        .map_err(|e| db_err(&e, &secrets))
 }
 
-/// Create `username` with `password` valid until `expire_unix` by the role's
+/// Create `username` with `password` (what `{{password}}` becomes: the
+/// plaintext, or its SCRAM verifier) valid until `expire_unix` by the role's
 /// creation statements. On failure nothing is left behind: the transaction
 /// rolls back, and a best-effort drop covers a failure at commit.
 pub async fn create(
@@ -141,7 +153,8 @@ pub async fn renew(
 
 /// Drop `username`. Idempotent: a user that no longer exists is revoked. The
 /// default statements end the user's sessions, hand its objects to the root
-/// user, drop its privileges and then the role.
+/// user, drop its privileges and then the role, batched with other drops
+/// (`drops.rs`).
 pub async fn revoke(pool: &Arc<Pool>, role: Option<&Role>, username: &str) -> Result<(), DbError> {
     let values = TemplateValues {
         username,
@@ -154,31 +167,11 @@ pub async fn revoke(pool: &Arc<Pool>, role: Option<&Role>, username: &str) -> Re
     if !custom.is_empty() {
         return run_in_tx(pool, &custom, &values).await;
     }
-    let mut conn = pool.get().await?;
-    let client = conn.client()?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username])
-        .await
-        .map_err(|e| db_err(&e, &[]))?;
-    if exists.is_none() {
-        return Ok(());
-    }
-    client
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-            &[&username],
-        )
-        .await
-        .map_err(|e| db_err(&e, &[]))?;
-    let ident = quote_ident(username);
-    let sql = format!("REASSIGN OWNED BY {ident} TO CURRENT_USER; DROP OWNED BY {ident}; DROP ROLE IF EXISTS {ident}");
-    client
-        .batch_execute(&sql)
-        .await
-        .map_err(|e| db_err(&e, &[]))
+    super::drops::drop_user(pool, username).await
 }
 
-/// Set `root_user`'s password to `new_password` on the server.
+/// Set `root_user`'s password on the server to `new_password` (the
+/// plaintext, or its SCRAM verifier).
 pub async fn set_root_password(
     pool: &Arc<Pool>,
     root_user: &str,
