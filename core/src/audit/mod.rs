@@ -400,10 +400,7 @@ impl AuditBroker {
         }
         let mut recorded = 0;
         for (device, queued) in pending {
-            let result = match queued {
-                Ok(done) => done.await.unwrap_or(Err(file::WriteError::Closed)),
-                Err(err) => Err(err),
-            };
+            let result = queued.done().await;
             match result {
                 Ok(()) => recorded += 1,
                 Err(err) => {

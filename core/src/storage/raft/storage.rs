@@ -154,6 +154,20 @@ impl RaftStorage {
             .map_err(|_| no_leader())
     }
 
+    /// Whether this node is the leader and the only voter of the membership
+    /// it knows (the latest in its log, committed or not; not a joint one).
+    /// No other node can then be elected, as with a read-index round, whose
+    /// quorum would be this node alone.
+    fn leads_alone(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let voters = m.membership_config.membership().get_joint_config();
+        m.current_leader == Some(m.id)
+            && voters.len() == 1
+            && voters[0].len() == 1
+            && voters[0].contains(&m.id)
+    }
+
     /// Whether this node is the leader right now (no round trip).
     pub fn is_leader(&self) -> bool {
         self.leader_term().is_some()
@@ -170,6 +184,13 @@ impl RaftStorage {
     /// before the call: the leader confirms its leadership with a quorum and
     /// hands out its commit index (read-index), then this node waits to apply it.
     pub async fn read_barrier(&self) -> Result<(), StorageError> {
+        if self.leads_alone() {
+            // The only voter is the leader: a read-index round would ask a
+            // quorum of one, itself. Every write it acknowledged was applied
+            // here first, so once the entries of earlier terms are applied
+            // its state machine is current.
+            return self.leader_caught_up().await;
+        }
         let index = self.shared_read_index().await?;
         self.wait_applied(index).await
     }
