@@ -29,8 +29,13 @@ pub(crate) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("sm_meta");
 
 /// How many non-durable applies may pass before one is fsynced anyway, so redb
-/// can reclaim pages and a restart has little to re-apply.
-const SYNC_EVERY: u64 = 512;
+/// can reclaim pages and a restart has little to re-apply. Small, because a
+/// durable commit writes out every page dirtied since the last one while it
+/// holds the only write transaction: at 512, each one stalled every apply
+/// for ~60 ms (write p99 71 ms, and 154 MB of RSS held in dirty pages under a
+/// 10 s write load); at 64, write p99 is ~22 ms and RSS ~65 MB, at the same
+/// throughput (bench/results/issue-2-core.md).
+const SYNC_EVERY: u64 = 64;
 
 /// Keys changed by one apply; the empty string means "everything" (a snapshot
 /// was installed).
