@@ -19,7 +19,9 @@ pub struct Call {
     /// Path after `/v1/`, decoded and validated, without a trailing `/`
     /// except for LIST where Vault keeps it.
     pub path: String,
-    pub data: Map<String, Value>,
+    /// The JSON body; shared (not copied) with the engine's request and the
+    /// audit entries, which a 1,000-item batch would make costly.
+    pub data: std::sync::Arc<Map<String, Value>>,
     pub query: HashMap<String, String>,
     pub token: Option<String>,
     /// `true` when the request used LIST (or `?list=true`).

@@ -3,8 +3,6 @@
 //! token store issues an orphan token with the granted policies, and both
 //! the request and the response (the new token HMAC'd) are audited.
 
-use serde_json::Value;
-
 use super::call::Call;
 use super::pipeline::audit_response;
 use super::reply::{ApiError, Reply};
@@ -29,12 +27,11 @@ pub async fn run(
     request_id: &str,
 ) -> Result<Reply, ApiError> {
     let unsealed = state.node.unsealed().map_err(|_| ApiError::sealed())?;
-    let body = Value::Object(call.data.clone());
     let audit_req = AuditRequest {
         id: request_id,
         operation: "update",
         path: &call.path,
-        data: Some(&body),
+        data: Some(&call.data),
         remote_address: remote,
         auth: None,
     };

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use serde_json::Value;
 
 use super::call::{self, Call};
 use super::reply::{ApiError, Reply};
@@ -118,7 +117,7 @@ async fn read_call(state: &AppState, req: Request<Body>) -> Result<Call, ApiErro
         method: parts.method,
         operation,
         path,
-        data,
+        data: data.into(),
         query,
         list,
     })
@@ -222,16 +221,11 @@ pub async fn serve_as(ctx: &Ctx<'_>, mut call: Call, request_id: &str) -> Result
         policies: &ctx.caller.entry.policies,
         token_ttl: ctx.caller.entry.ttl(time::now()),
     };
-    let body_value = if call.data.is_empty() {
-        None
-    } else {
-        Some(Value::Object(call.data.clone()))
-    };
     let audit_req = AuditRequest {
         id: request_id,
         operation: operation_name(call.operation),
         path: &call.path,
-        data: body_value.as_ref(),
+        data: (!call.data.is_empty()).then_some(&*call.data),
         remote_address: ctx.remote,
         auth: Some(auth),
     };
@@ -307,7 +301,7 @@ async fn dispatch(
         } else {
             rest.to_owned()
         },
-        data: call.data.clone(),
+        data: std::sync::Arc::clone(&call.data),
         query: call.query.clone(),
         mount_point: m.entry.path.clone(),
     };

@@ -101,7 +101,7 @@ async fn by_accessor(ctx: &Ctx<'_>, accessor: &str) -> Result<TokenEntry, ApiErr
 }
 
 async fn create(ctx: &Ctx<'_>, call: &Call, orphan_endpoint: bool) -> Result<Reply, ApiError> {
-    let params: CreateParams = serde_json::from_value(Value::Object(call.data.clone()))
+    let params: CreateParams = serde_json::from_value(Value::Object((*call.data).clone()))
         .map_err(|e| ApiError::bad_request(format!("invalid token parameters: {e}")))?;
     let parent = &ctx.caller.entry;
     let privileged = parent.is_root()

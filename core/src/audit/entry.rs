@@ -138,7 +138,12 @@ impl Encoder<'_> {
         obj.key("namespace").extend_from_slice(b"{\"id\":\"root\"}");
         serde_json::to_writer(&mut *obj.key("path"), req.path)?;
         if let Some(data) = req.data {
-            self.secret_value(data, obj.key("data"))?;
+            let out = obj.key("data");
+            if self.format.log_raw {
+                serde_json::to_writer(out, data)?;
+            } else {
+                self.salt.write_hashed_map(data, out)?;
+            }
         }
         serde_json::to_writer(&mut *obj.key("remote_address"), req.remote_address)?;
         obj.close();
@@ -256,7 +261,7 @@ mod tests {
             id: "req-1",
             operation: "update",
             path: "secret/data/app",
-            data,
+            data: data.and_then(Value::as_object),
             remote_address: "127.0.0.1",
             auth: Some(AuditAuth {
                 client_token: Some(TOKEN),

@@ -85,22 +85,32 @@ impl Salt {
                 }
                 out.push(b']');
             }
-            Value::Object(map) => {
-                out.push(b'{');
-                for (i, (key, item)) in map.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    serde_json::to_writer(&mut *out, key)?;
-                    out.push(b':');
-                    self.write_hashed(item, out)?;
-                }
-                out.push(b'}');
-            }
+            Value::Object(map) => self.write_hashed_map(map, out)?,
             Value::Null | Value::Bool(_) | Value::Number(_) => {
                 serde_json::to_writer(&mut *out, value)?
             }
         }
+        Ok(())
+    }
+}
+
+impl Salt {
+    /// [`Salt::write_hashed`] of an object.
+    pub fn write_hashed_map(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
+        out.push(b'{');
+        for (i, (key, item)) in map.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, key)?;
+            out.push(b':');
+            self.write_hashed(item, out)?;
+        }
+        out.push(b'}');
         Ok(())
     }
 }

@@ -103,7 +103,7 @@ pub struct AuditRequest<'a> {
     /// The API path without the `v1/` prefix.
     pub path: &'a str,
     /// The request body (every string hashed in the log).
-    pub data: Option<&'a serde_json::Value>,
+    pub data: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// The client's address.
     pub remote_address: &'a str,
     /// The caller, when the request carried a valid token.

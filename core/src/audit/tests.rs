@@ -37,7 +37,7 @@ impl Caller {
             id,
             operation: "update",
             path: "secret/data/app",
-            data: body,
+            data: body.and_then(Value::as_object),
             remote_address: "127.0.0.1",
             auth: Some(AuditAuth {
                 client_token: Some(TOKEN),

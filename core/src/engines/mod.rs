@@ -38,8 +38,9 @@ pub struct Request {
     pub operation: Operation,
     /// The path below the mount point, without a leading `/` (e.g. `data/app/db`).
     pub path: String,
-    /// The JSON body of a write (an empty map for reads).
-    pub data: Map<String, Value>,
+    /// The JSON body of a write (an empty map for reads), shared with the
+    /// HTTP call it came from.
+    pub data: std::sync::Arc<Map<String, Value>>,
     /// Query parameters (`version`, `list`, ...).
     pub query: HashMap<String, String>,
     /// The mount point, with a trailing `/` (e.g. `secret/`).
@@ -52,7 +53,7 @@ impl Request {
         Request {
             operation,
             path: path.into(),
-            data: Map::new(),
+            data: Default::default(),
             query: HashMap::new(),
             mount_point: String::new(),
         }

@@ -37,7 +37,7 @@ pub async fn read_many(ctx: &Ctx<'_>, call: &Call, request_id: &str) -> Result<R
             method: Method::GET,
             operation: Operation::Read,
             path: path.clone(),
-            data: serde_json::Map::new(),
+            data: Default::default(),
             query: Default::default(),
             token: None,
             list: false,

@@ -47,7 +47,7 @@ impl Transit {
 
     async fn call(&self, op: Operation, path: &str, body: Value) -> Result<Response, EngineError> {
         let mut req = Request::new(op, path);
-        req.data = obj(body);
+        req.data = obj(body).into();
         req.mount_point = "transit/".to_owned();
         self.engine.handle(req, &self.view).await
     }

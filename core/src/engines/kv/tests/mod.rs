@@ -74,8 +74,8 @@ impl Kv {
     ) -> Result<Response, EngineError> {
         let mut req = Request::new(op, path);
         req.data = match body {
-            Value::Object(m) => m,
-            _ => Map::new(),
+            Value::Object(m) => m.into(),
+            _ => Default::default(),
         };
         req.query = query
             .iter()
