@@ -113,15 +113,13 @@ async fn drop_together(pool: &Arc<Pool>, names: &[&str]) -> Result<(), DbError> 
         )
         .await
         .map_err(err)?;
-    let existing: HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
-    if existing.is_empty() {
+    let mut found: HashSet<String> = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+    if found.is_empty() {
         return Ok(());
     }
-    let existing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| existing.contains(*n))
-        .collect();
+    // In batch order, each user once (the same lease may be revoked twice at
+    // once, by its expiry and by a client).
+    let existing: Vec<&str> = names.iter().copied().filter(|n| found.remove(*n)).collect();
     client
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY($1) AND pid <> pg_backend_pid()",
