@@ -443,55 +443,30 @@ async fn passwords_reach_postgres_as_scram_verifiers() {
     assert!(can_login(&env.pg, &user, &pw).await);
     assert!(!can_login(&env.pg, &user, "not-the-password").await);
 
-    // A larger count is honoured.
-    let (st, body) = s
-        .call(
-            "POST",
-            "database/config/pg",
-            t,
-            Some(json!({"scram_iterations": 4096})),
-        )
-        .await;
-    assert_eq!(st, 204, "{body}");
-    let (_, user, pw) = creds(&env, "app").await;
-    assert!(stored_password(&env.pg, &user)
-        .await
-        .starts_with("SCRAM-SHA-256$4096:"));
-    assert!(can_login(&env.pg, &user, &pw).await);
-
-    // Vault's "password": the plaintext goes to PostgreSQL, which hashes it
-    // with its own settings.
-    let (st, body) = s
-        .call(
-            "POST",
-            "database/config/pg",
-            t,
-            Some(json!({"password_authentication": "password"})),
-        )
-        .await;
-    assert_eq!(st, 204, "{body}");
-    let (_, user, pw) = creds(&env, "app").await;
-    assert!(stored_password(&env.pg, &user)
-        .await
-        .starts_with("SCRAM-SHA-256$4096:"));
-    assert!(can_login(&env.pg, &user, &pw).await);
-
-    // (Root rotation hashes the same way: `rotate_root_replaces_the_root_password`
+    // A larger count is honoured; Vault's "password" sends the plaintext,
+    // which PostgreSQL hashes with its own settings (4,096 iterations). (Root
+    // rotation hashes the same way: `rotate_root_replaces_the_root_password`
     // logs in with the rotated root password.)
-    let (st, body) = s
-        .call(
-            "POST",
-            "database/config/pg",
-            t,
-            Some(json!({"password_authentication": "scram-sha-256", "scram_iterations": 32})),
-        )
-        .await;
-    assert_eq!(st, 204, "{body}");
-    let (_, user, pw) = creds(&env, "app").await;
-    assert!(stored_password(&env.pg, &user)
-        .await
-        .starts_with("SCRAM-SHA-256$32:"));
-    assert!(can_login(&env.pg, &user, &pw).await);
+    for (config, stored_prefix) in [
+        (json!({"scram_iterations": 4096}), "SCRAM-SHA-256$4096:"),
+        (
+            json!({"password_authentication": "password"}),
+            "SCRAM-SHA-256$4096:",
+        ),
+        (
+            json!({"password_authentication": "scram-sha-256", "scram_iterations": 32}),
+            "SCRAM-SHA-256$32:",
+        ),
+    ] {
+        let (st, body) = s
+            .call("POST", "database/config/pg", t, Some(config.clone()))
+            .await;
+        assert_eq!(st, 204, "{config}: {body}");
+        let (_, user, pw) = creds(&env, "app").await;
+        let stored = stored_password(&env.pg, &user).await;
+        assert!(stored.starts_with(stored_prefix), "{config}: {stored}");
+        assert!(can_login(&env.pg, &user, &pw).await, "{config}");
+    }
 
     // Bad values are refused and change nothing.
     for bad in [

@@ -5,8 +5,8 @@
 //! writes it to `bench/results/issue-6-csi.md`. Measures only: asserts
 //! nothing about time.
 
-#![allow(clippy::unwrap_used)] // tests and benches fail loudly on any error
-
+// The provider's test harness, shared with its tests, which fail loudly.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
@@ -16,6 +16,29 @@ use std::time::{Duration, Instant};
 use cairn_e2e::Postgres;
 use common::{Core, Pod, Provider, TokenReviewServer, POLICY};
 use serde_json::json;
+
+/// A step the measurement cannot go on without: its value, or exit 1 with
+/// what was being done and why it did not work.
+trait OrFail<T> {
+    fn or_fail(self, doing: &str) -> T;
+}
+
+fn fail(what: &str) -> ! {
+    eprintln!("bench/csi: measurement failed: {what}");
+    std::process::exit(1);
+}
+
+impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
+    fn or_fail(self, doing: &str) -> T {
+        self.unwrap_or_else(|e| fail(&format!("{doing}: {e}")))
+    }
+}
+
+impl<T> OrFail<T> for Option<T> {
+    fn or_fail(self, doing: &str) -> T {
+        self.unwrap_or_else(|| fail(doing))
+    }
+}
 
 const CALLERS: usize = 8;
 const PODS: usize = 100;
@@ -72,7 +95,7 @@ async fn main() {
         "release"
     };
     let pg = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().or_fail("creating a temp dir");
     let core = Core::start(dir.path()).await;
     let reviewer = TokenReviewServer::start().await;
     core.kubernetes_auth(&reviewer, POLICY).await;
@@ -119,14 +142,14 @@ async fn main() {
             client
                 .mount(pod.request(json!({"objects": *objects})))
                 .await
-                .unwrap();
+                .or_fail("mounting");
             let mut lat = Vec::new();
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let r = client
                     .mount(pod.request(json!({"objects": *objects})))
                     .await
-                    .unwrap();
+                    .or_fail("mounting");
                 lat.push(t.elapsed());
                 assert_eq!(r.into_inner().files.len(), 10);
             }
@@ -145,10 +168,10 @@ async fn main() {
     let started = Instant::now();
     let mut latencies = Vec::new();
     for t in tasks {
-        latencies.extend(t.await.unwrap());
+        latencies.extend(t.await.or_fail("joining a caller"));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let rss_load = sampler.await.unwrap();
+    let rss_load = sampler.await.or_fail("joining the RSS sampler");
     latencies.sort();
     let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
     let rate = latencies.len() as f64 / elapsed;
@@ -169,17 +192,19 @@ async fn main() {
             for chunk in chunks {
                 let socket = provider_socket.clone();
                 tasks.push(tokio::spawn(async move {
-                    let mut client = common::connect(&socket).await.unwrap();
+                    let mut client = common::connect(&socket)
+                        .await
+                        .or_fail("connecting to the provider");
                     for pod in chunk {
                         client
                             .mount(pod.request(json!({"objects": dyn_objects})))
                             .await
-                            .unwrap();
+                            .or_fail("mounting dynamic credentials");
                     }
                 }));
             }
             for t in tasks {
-                t.await.unwrap();
+                t.await.or_fail("joining a poll task");
             }
         }
     };
@@ -226,7 +251,7 @@ async fn main() {
     println!("{table}");
     let out =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results/issue-6-csi.md");
-    std::fs::write(&out, &table).unwrap();
+    std::fs::write(&out, &table).or_fail("writing the results");
     eprintln!("written to {}", out.display());
 }
 
@@ -236,8 +261,12 @@ async fn lease_count(core: &Core) -> u64 {
         .await;
     body["data"]["owners"]
         .as_array()
-        .unwrap()
+        .or_fail("sys/cairn/leases/owners answered without a list of owners")
         .iter()
-        .map(|o| o["leases"].as_u64().unwrap())
+        .map(|o| {
+            o["leases"]
+                .as_u64()
+                .or_fail("an owner without a lease count")
+        })
         .sum()
 }

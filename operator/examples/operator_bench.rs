@@ -41,6 +41,24 @@ fn fail(what: &str) -> ! {
     std::process::exit(1);
 }
 
+/// A step the measurement cannot go on without: its value, or `fail` with
+/// what was being done and why it did not work.
+trait OrFail<T> {
+    fn or_fail(self, doing: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
+    fn or_fail(self, doing: &str) -> T {
+        self.unwrap_or_else(|e| fail(&format!("{doing}: {e}")))
+    }
+}
+
+impl<T> OrFail<T> for Option<T> {
+    fn or_fail(self, doing: &str) -> T {
+        self.unwrap_or_else(|| fail(doing))
+    }
+}
+
 /// `VmRSS` / `VmHWM` of `pid`, in KiB.
 fn status_kib(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -111,12 +129,12 @@ fn operator_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("OPERATOR_BIN") {
         return PathBuf::from(p);
     }
-    let exe = std::env::current_exe().unwrap();
+    let exe = std::env::current_exe().or_fail("finding this executable");
     let bin = exe
         .parent()
         .and_then(Path::parent)
         .map(|profile| profile.join("cairn-operator"))
-        .unwrap();
+        .or_fail("finding the operator binary");
     if !bin.exists() {
         fail(&format!(
             "{} is missing: build it (cargo build -p cairn-operator --bin cairn-operator) or set OPERATOR_BIN",
@@ -182,7 +200,7 @@ struct Env {
 }
 
 async fn core_call(core: &CoreServer, method: &str, path: &str, body: Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).or_fail("parsing an HTTP method");
     let resp = core
         .request(method, path)
         .json(&body)
@@ -201,7 +219,7 @@ async fn setup() -> Env {
     let api = TestApiServer::start().await;
     let core = CoreServer::start().await;
     let pg = Postgres::start();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().or_fail("creating a temp dir");
     let operator = operator_bin();
     core_call(
         &core,
@@ -232,7 +250,7 @@ async fn setup() -> Env {
     // The core reviews tokens with its own identity, as in a cluster.
     let reviewer = api.mint_token("cairn", "cairn", &[], Duration::from_secs(7200));
     let reviewer_file = dir.path().join("reviewer-token");
-    std::fs::write(&reviewer_file, &reviewer).unwrap();
+    std::fs::write(&reviewer_file, &reviewer).or_fail("writing the reviewer token");
     let out = Command::new(&operator)
         .args([
             "bootstrap",
@@ -281,23 +299,23 @@ fn start_operator(env: &Env) -> Operator {
         Duration::from_secs(7200),
     );
     let token_file = env.dir.path().join("token");
-    std::fs::write(&token_file, &token).unwrap();
+    std::fs::write(&token_file, &token).or_fail("writing the operator's token");
     let kube_token = env
         .api
         .mint_token("cairn", "cairn-operator", &[], Duration::from_secs(7200));
     let kubeconfig = env.dir.path().join("kubeconfig");
     env.api
         .write_kubeconfig(&kubeconfig, Some(&kube_token))
-        .unwrap();
+        .or_fail("writing the kubeconfig");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(env.dir.path().join("operator.log"))
-        .unwrap();
+        .or_fail("opening the operator log");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+        .or_fail("binding a free port")
         .local_addr()
-        .unwrap()
+        .or_fail("reading the free port")
         .port();
     // Production settings (log level info, JSON, 15 s Lease, 60 s pod GC).
     let child = Command::new(&env.operator)
@@ -601,7 +619,7 @@ async fn run_once(n: usize, ticks: f64) -> Run {
         }));
     }
     for c in creators {
-        if let Err(e) = c.await.unwrap() {
+        if let Err(e) = c.await.or_fail("joining a creation task") {
             fail(&format!("create a DynamicCredential: {e}"));
         }
     }
@@ -762,7 +780,7 @@ async fn main() {
                 .join(", ")
         )
     };
-    let last = all.last().unwrap();
+    let last = all.last().or_fail("no run was measured");
     let loads = all
         .iter()
         .map(|r| r.load_before.clone())
