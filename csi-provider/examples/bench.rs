@@ -13,32 +13,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_e2e::or_fail::OrFail;
 use cairn_e2e::Postgres;
 use common::{Core, Pod, Provider, TokenReviewServer, POLICY};
 use serde_json::json;
-
-/// A step the measurement cannot go on without: its value, or exit 1 with
-/// what was being done and why it did not work.
-trait OrFail<T> {
-    fn or_fail(self, doing: &str) -> T;
-}
-
-fn fail(what: &str) -> ! {
-    eprintln!("bench/csi: measurement failed: {what}");
-    std::process::exit(1);
-}
-
-impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|e| fail(&format!("{doing}: {e}")))
-    }
-}
-
-impl<T> OrFail<T> for Option<T> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|| fail(doing))
-    }
-}
 
 const CALLERS: usize = 8;
 const PODS: usize = 100;

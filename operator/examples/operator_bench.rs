@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_e2e::apiserver::recorder::RequestRecord;
+use cairn_e2e::or_fail::{fail, OrFail};
 use cairn_e2e::{CoreServer, Postgres, TestApiServer};
 use serde_json::{json, Value};
 
@@ -35,29 +36,6 @@ const CREATORS: usize = 8;
 /// Core requests that change nothing although not sent as reads: the
 /// lookup of the leases an owner holds is a `PUT` with the owner in the body.
 const CORE_LOOKUPS: &[&str] = &["sys/cairn/leases/owner"];
-
-fn fail(what: &str) -> ! {
-    eprintln!("bench/operator: measurement failed: {what}");
-    std::process::exit(1);
-}
-
-/// A step the measurement cannot go on without: its value, or `fail` with
-/// what was being done and why it did not work.
-trait OrFail<T> {
-    fn or_fail(self, doing: &str) -> T;
-}
-
-impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|e| fail(&format!("{doing}: {e}")))
-    }
-}
-
-impl<T> OrFail<T> for Option<T> {
-    fn or_fail(self, doing: &str) -> T {
-        self.unwrap_or_else(|| fail(doing))
-    }
-}
 
 /// `VmRSS` / `VmHWM` of `pid`, in KiB.
 fn status_kib(pid: u32, key: &str) -> u64 {

@@ -13,6 +13,7 @@
 pub mod apiserver;
 pub mod chart;
 pub mod core_server;
+pub mod or_fail;
 pub mod ports;
 pub mod postgres;
 pub mod rbac;
