@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import threading
@@ -90,6 +91,20 @@ def render(
     """Rendered objects of the chart (cached; do not mutate them)."""
     proc = run_helm(*template_args(values, sets, namespace, release))
     return tuple(parse_docs(proc.stdout))
+
+
+def shell_command(text: str, program: str) -> list[str]:
+    """The shell words of the one command line in `text` (NOTES, README) that
+    starts with `kubectl` and runs `program`, with its `\\` continuation lines."""
+    lines = text.splitlines()
+    (start,) = [i for i, line in enumerate(lines) if line.strip().startswith("kubectl ") and program in line]
+    command = ""
+    for line in lines[start:]:
+        command += line.strip()
+        if not command.endswith("\\"):
+            break
+        command = command[:-1] + " "
+    return shlex.split(command)
 
 
 def values_id(path: str | None) -> str:

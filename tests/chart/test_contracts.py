@@ -16,12 +16,14 @@ from conftest import (
     CHART,
     NAMESPACE,
     RELEASE,
+    REPO_ROOT,
     FakeApiServer,
     containers,
     env_of,
     find,
     one,
     parse_docs,
+    shell_command,
     pod_specs,
     render,
     run_helm,
@@ -106,6 +108,38 @@ def test_operator_rules_cover_the_design_and_nothing_cluster_wide_for_leases():
     # The core, not the operator, reviews tokens.
     assert not _grants(cluster, "authentication.k8s.io", "tokenreviews", "create")
     assert _grants(rbac_file("core.yaml")["clusterRules"], "authentication.k8s.io", "tokenreviews", "create")
+
+
+# kube-rs `Api` methods and the RBAC verb each needs.
+KUBE_API_VERBS = {
+    "get": "get",
+    "get_opt": "get",
+    "get_metadata": "get",
+    "list": "list",
+    "list_metadata": "list",
+    "watch": "watch",
+    "create": "create",
+    "replace": "update",
+    "replace_status": "update",
+    "patch": "patch",
+    "patch_status": "patch",
+    "delete": "delete",
+    "delete_collection": "deletecollection",
+}
+
+
+def test_lease_verbs_are_the_calls_of_leader_rs():
+    """The leader-election Role grants the verbs of the calls in
+    operator/src/leader.rs and no others (a verb the code stopped using is an
+    unused right)."""
+    source = (REPO_ROOT / "operator" / "src" / "leader.rs").read_text()
+    assert "Api<Lease>" in source and "Api<" not in source.replace("Api<Lease>", "")
+    methods = set(re.findall(r"\bapi\s*\.\s*(\w+)\s*\(", source))
+    assert methods, "no Lease API call found in leader.rs"
+    unknown = methods - set(KUBE_API_VERBS)
+    assert not unknown, f"map these kube-rs methods to RBAC verbs: {unknown}"
+    (rule,) = [r for r in rbac_file("operator.yaml")["namespaceRules"] if "leases" in r["resources"]]
+    assert sorted(rule["verbs"]) == sorted({KUBE_API_VERBS[m] for m in methods})
 
 
 def test_only_components_that_call_the_api_get_a_token():
@@ -196,6 +230,73 @@ def test_operator_contract():
     # The client Service answers at CAIRN_ADDR.
     svc = one(docs, "Service", FULL)
     assert [p["port"] for p in svc["spec"]["ports"]] == [8200]
+
+
+def rust_long_flags(path, struct: str) -> dict[str, dict]:
+    """The `--long` flags of a clap derive struct in a Rust file: flag ->
+    {field, env, required}. `required`: not an Option, no default."""
+    text = path.read_text()
+    body = re.search(rf"pub struct {struct} \{{(.*?)\n\}}", text, re.S)
+    assert body, f"no struct {struct} in {path}"
+    flags = {}
+    for attr, field, ty in re.findall(r"#\[arg\((.*?)\)\]\s*pub (\w+)\s*:\s*([^,]+),", body.group(1), re.S):
+        if not re.search(r"\blong\b", attr):
+            continue
+        explicit = re.search(r'\blong\s*=\s*"([^"]+)"', attr)
+        env = re.search(r'\benv\s*=\s*"([^"]+)"', attr)
+        flags[explicit.group(1) if explicit else field.replace("_", "-")] = {
+            "field": field,
+            "env": env.group(1) if env else None,
+            "required": not ty.strip().startswith("Option<") and "default_value" not in attr,
+        }
+    return flags
+
+
+def test_notes_bootstrap_command_names_the_release_objects():
+    """`cairn-operator bootstrap` as the NOTES print it, for a release name and
+    namespace that are not the binary's defaults: it runs in the release's
+    operator Deployment, with flags bootstrap.rs defines, naming the
+    operator's namespace, service account, auth mount and role."""
+    release, ns = "payments", "secrets-prod"
+    sets = ("operator.authMount=k8s-prod", "operator.authRole=payments-operator")
+    proc = run_helm(
+        "install", release, str(CHART), "--namespace", ns, "--dry-run=client", *[a for s in sets for a in ("--set", s)]
+    )
+    notes = proc.stdout[proc.stdout.index("NOTES:") :]
+    words = shell_command(notes, "cairn-operator bootstrap")
+    assert words[:4] == ["kubectl", "-n", ns, "exec"], words
+    target, dashdash, binary, subcommand = words[4:8]
+    assert (dashdash, binary, subcommand) == ("--", "cairn-operator", "bootstrap")
+    args = dict(w[2:].split("=", 1) for w in words[8:])
+
+    docs = render(sets=sets, namespace=ns, release=release)
+    deployment = one(docs, "Deployment", target.removeprefix("deploy/"))
+    assert deployment["metadata"]["namespace"] == ns
+    spec = deployment["spec"]["template"]["spec"]
+    # Every flag is one of bootstrap.rs; every required one is passed or set
+    # in the operator container's environment (which `kubectl exec` inherits).
+    main = (REPO_ROOT / "operator" / "src" / "main.rs").read_text()
+    assert re.search(r"^\s*Bootstrap\(Box<BootstrapArgs>\),", main, re.M)
+    flags = rust_long_flags(REPO_ROOT / "operator" / "src" / "bootstrap.rs", "BootstrapArgs")
+    assert {"operator-namespace", "operator-service-account", "auth-mount", "auth-role", "kubernetes-host"} <= set(flags)
+    assert set(args) <= set(flags), f"not flags of bootstrap.rs: {set(args) - set(flags)}"
+
+    assert args.get("operator-namespace") == ns
+    assert args.get("operator-service-account") == spec["serviceAccountName"] == f"{release}-cairn-operator"
+    assert args.get("auth-mount") == "k8s-prod" and args.get("auth-role") == "payments-operator"
+    assert args.get("token") == "$CAIRN_TOKEN"
+    (c,) = spec["containers"]
+    env = env_of(c)
+    for flag, info in flags.items():
+        if info["required"]:
+            assert flag in args or info["env"] in env, f"--{flag} is required and not given"
+    # The core's address and CA come from the container; the API server's
+    # address (KUBERNETES_SERVICE_HOST) and CA come with the service-account
+    # token, which the operator pod mounts.
+    assert flags["cairn-addr"]["env"] == "CAIRN_ADDR" and env["CAIRN_ADDR"]["value"] == f"https://{release}-cairn.{ns}.svc:8200"
+    assert flags["cairn-ca-cert"]["env"] == "CAIRN_CACERT"
+    assert mounted_path(spec, c, env["CAIRN_CACERT"]["value"])["secret"]["secretName"] == f"{release}-cairn-tls"
+    assert "kubernetes-host" not in args and spec["automountServiceAccountToken"] is True
 
 
 def test_csi_provider_contract():
