@@ -187,6 +187,66 @@ def test_core_network_policy_keeps_the_cluster_port_to_core_pods():
     }
 
 
+def _peers_admitting(policy: dict, port: int):
+    """The `from` peers of the rule for `port` (None: any source)."""
+    (rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == port]
+    return rule.get("from")
+
+
+def _pod_labels(docs) -> dict[str, dict]:
+    return {o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]["metadata"]["labels"] for o, _ in pod_specs(docs)}
+
+
+def _admits(peers, labels: dict) -> bool:
+    """Whether a pod of the release namespace with `labels` matches one of `peers`."""
+    return any(
+        set(p) == {"podSelector"} and p["podSelector"]["matchLabels"].items() <= labels.items() for p in peers
+    )
+
+
+API_FROM = "networkPolicy.apiFrom[0].namespaceSelector.matchLabels.team=a"
+
+
+def test_api_from_keeps_the_api_port_open_to_the_charts_own_callers():
+    """With apiFrom set, port 8200 still takes the other core nodes (retry_join
+    and forwarding use the API address), the operator and the CSI provider;
+    the injector does not call the core."""
+    default = one(render(sets=("networkPolicy.enabled=true",)), "NetworkPolicy", FULL)
+    assert _peers_admitting(default, 8200) is None, "empty apiFrom admits any source"
+
+    docs = render(sets=("networkPolicy.enabled=true", API_FROM))
+    peers = _peers_admitting(one(docs, "NetworkPolicy", FULL), 8200)
+    assert peers[0] == {"namespaceSelector": {"matchLabels": {"team": "a"}}}
+    configs = one(docs, "ConfigMap", f"{FULL}-config")["data"]
+    joins = {addr for hcl in configs.values() for addr in re.findall(r'leader_api_addr\s*=\s*"([^"]+)"', hcl)}
+    assert joins and {int(a.rsplit(":", 1)[1]) for a in joins} == {8200}
+    labels = _pod_labels(docs)
+    for component in ("core", "operator", "csi-provider"):
+        assert _admits(peers, labels[component]), component
+    assert not _admits(peers, labels["injector"])
+    # Without the CSI provider, no rule for it.
+    no_csi = render(sets=("networkPolicy.enabled=true", API_FROM, "csi.enabled=false"))
+    peers = _peers_admitting(one(no_csi, "NetworkPolicy", FULL), 8200)
+    assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in peers[1:]] == ["core", "operator"]
+
+
+def test_api_from_admits_the_core_scraper():
+    """The core's ServiceMonitor scrapes port 8200: with apiFrom set, the
+    metricsFrom peers are admitted there too, and only when the core is scraped."""
+    obs = str(CHART / "ci" / "observability-values.yaml")
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    docs = render((obs,), (API_FROM,))
+    endpoint = one(docs, "ServiceMonitor", FULL)["spec"]["endpoints"][0]
+    service = one(docs, "Service", FULL)
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert port["port"] == 8200
+    peers = _peers_admitting(one(docs, "NetworkPolicy", FULL), port["port"])
+    assert monitoring in peers
+    unscraped = render((obs,), (API_FROM, "serviceMonitor.coreTokenSecret.name="))
+    assert not find(unscraped, "ServiceMonitor", FULL)
+    assert monitoring not in _peers_admitting(one(unscraped, "NetworkPolicy", FULL), 8200)
+
+
 # ---------------------------------------------------------- values schema ---
 
 BAD_VALUES = {
@@ -239,8 +299,11 @@ def test_every_value_is_in_the_schema_and_documented():
     # values.yaml: every field of the schema that is not a section (has no
     # properties of its own) has a "# --" comment above it. Kubernetes types
     # (resources) are documented as a whole.
+    # Sections (fields with properties of their own) have a comment line
+    # right above them.
     lines = (CHART / "values.yaml").read_text().splitlines()
     undocumented = []
+    bare_sections = []
     stack: list[tuple[int, str]] = []
     for i, line in enumerate(lines):
         m = re.match(r"^(\s*)([A-Za-z][\w]*):", line)
@@ -254,7 +317,11 @@ def test_every_value_is_in_the_schema_and_documented():
         sub = schema
         for k in keys:
             sub = (sub.get("properties") or {}).get(k) if sub is not None else None
-        if sub is None or "properties" in sub or "resources" in keys[:-1]:
+        if sub is None or "resources" in keys[:-1]:
+            continue
+        if "properties" in sub:
+            if i == 0 or not lines[i - 1].strip().startswith("#"):
+                bare_sections.append(".".join(keys))
             continue
         j = i - 1
         while j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --"):
@@ -262,6 +329,7 @@ def test_every_value_is_in_the_schema_and_documented():
         if j < 0 or not lines[j].strip().startswith("# --"):
             undocumented.append(".".join(keys))
     assert undocumented == []
+    assert bare_sections == []
 
 
 # --------------------------------------------------------- pod security ---
