@@ -5,10 +5,7 @@
 
 ARG RUST_VERSION=1.95
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
-# protoc, for tonic-build's code generation of the CSI provider protocol.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends protobuf-compiler \
- && rm -rf /var/lib/apt/lists/*
+# No protoc: csi-provider/build.rs compiles the provider protocol with protox.
 WORKDIR /src
 COPY . .
 # The registry and target caches only speed up rebuilds; the binary is copied
