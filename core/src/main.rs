@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Cairn: a Kubernetes-native secrets manager with a Vault-compatible API.
 #[derive(Parser)]
 #[command(name = "cairn", version, about, propagate_version = true)]

@@ -467,3 +467,62 @@ async fn latest_version(server: &common::Server, token: &str) -> i64 {
     assert_eq!(status, 200, "{body}");
     body["data"]["latest_version"].as_i64().unwrap()
 }
+
+#[tokio::test]
+async fn followers_forget_cached_tokens_changed_on_the_leader() {
+    let c = Cluster::start(3, Options::default()).await;
+    assert_eq!(c.wait_leader(Duration::from_secs(10)).await, 0);
+    let leader = &c.nodes[0].server;
+    let follower = &c.nodes[1].server;
+    leader.mount_secret(&c.root).await;
+    let (status, body) = put(leader, &c.root, "t", "v").await;
+    assert_eq!(status, 200, "{body}");
+
+    // A token with three uses: the follower caches its entry on the first.
+    let (status, body) = leader
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&c.root),
+            Some(json!({"policies": ["root"], "num_uses": 3})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(get_value(follower, &token, "t", false).await.0, 200);
+    // Every use is counted on the leader, so the third is the last anywhere.
+    assert_eq!(get_value(leader, &token, "t", false).await.0, 200);
+    assert_eq!(get_value(follower, &token, "t", false).await.0, 200);
+    assert_eq!(
+        get_value(follower, &token, "t", false).await.0,
+        403,
+        "the follower accepted a token whose uses were spent"
+    );
+
+    // An unlimited token cached by the follower, then revoked on the leader.
+    let (status, body) = leader
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&c.root),
+            Some(json!({"policies": ["root"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(get_value(follower, &token, "t", false).await.0, 200);
+    let (status, body) = leader
+        .call(
+            "POST",
+            "auth/token/revoke",
+            Some(&c.root),
+            Some(json!({ "token": token })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        get_value(follower, &token, "t", false).await.0,
+        403,
+        "the follower served a revoked token from its cache"
+    );
+}

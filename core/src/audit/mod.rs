@@ -15,6 +15,7 @@
 mod chain;
 mod entry;
 mod file;
+mod group;
 mod hmac;
 mod options;
 

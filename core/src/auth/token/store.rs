@@ -9,6 +9,7 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use super::cache::EntryCache;
 use super::{CreateParams, TokenEntry, TokenType};
 use crate::barrier::{BarrierError, BarrierOp, View};
 
@@ -50,6 +51,8 @@ pub struct TokenStore {
     view: View,
     salt: OnceCell<Zeroizing<[u8; 32]>>,
     hook: std::sync::OnceLock<std::sync::Arc<dyn RevocationHook>>,
+    /// Entries by hash, for `lookup` (see `cache.rs`).
+    cache: EntryCache,
 }
 
 impl TokenStore {
@@ -59,6 +62,7 @@ impl TokenStore {
             view,
             salt: OnceCell::new(),
             hook: std::sync::OnceLock::new(),
+            cache: EntryCache::default(),
         }
     }
 
@@ -107,12 +111,21 @@ impl TokenStore {
             return Ok(None);
         }
         let hash = self.hash(token).await?;
-        let Some(entry) = self
-            .view
-            .get_json::<TokenEntry>(&format!("id/{hash}"))
-            .await?
-        else {
-            return Ok(None);
+        let entry = match self.cache.get(&hash) {
+            Some(entry) => entry,
+            None => {
+                let since = self.cache.epoch();
+                let Some(entry) = self
+                    .view
+                    .get_json::<TokenEntry>(&format!("id/{hash}"))
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let entry = std::sync::Arc::new(entry);
+                self.cache.insert(since, entry.clone());
+                entry
+            }
         };
         // The storage key already matched; compare the recorded hash in constant
         // time too, so a corrupted index cannot map one token to another's entry.
@@ -123,7 +136,21 @@ impl TokenStore {
             self.revoke_tree(&entry.hash).await?;
             return Ok(None);
         }
-        Ok(Some(entry))
+        Ok(Some(TokenEntry::clone(&entry)))
+    }
+
+    /// Forget what the cache holds of `key` (relative to the store's view),
+    /// which a write from another node changed: called by the storage's
+    /// apply hook.
+    pub fn forget(&self, key: &str) {
+        if let Some(hash) = key.strip_prefix("id/") {
+            self.cache.invalidate(hash);
+        }
+    }
+
+    /// Forget every cached entry (a snapshot replaced the state).
+    pub fn forget_all(&self) {
+        self.cache.clear();
     }
 
     /// Find a live token by its accessor.
@@ -299,7 +326,11 @@ impl TokenStore {
                 value: b"",
             });
         }
-        self.view.batch(ops).await?;
+        let written = self.view.batch(ops).await;
+        // Even a failed write may have reached storage (a proposal whose
+        // answer was lost): forget the entry either way.
+        self.cache.invalidate(&entry.hash);
+        written?;
         Ok(())
     }
 
@@ -425,7 +456,9 @@ impl TokenStore {
                 key: format!("parent/{hash}/{}", child.trim_end_matches('/')),
             });
         }
-        self.view.batch(ops).await?;
+        let written = self.view.batch(ops).await;
+        self.cache.invalidate(hash);
+        written?;
         Ok(())
     }
 
