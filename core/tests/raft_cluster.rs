@@ -469,12 +469,34 @@ async fn latest_version(server: &common::Server, token: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn followers_forget_cached_tokens_changed_on_the_leader() {
+async fn followers_forget_cached_tokens_and_metadata_changed_on_the_leader() {
     let c = Cluster::start(3, Options::default()).await;
     assert_eq!(c.wait_leader(Duration::from_secs(10)).await, 0);
     let leader = &c.nodes[0].server;
     let follower = &c.nodes[1].server;
     leader.mount_secret(&c.root).await;
+
+    // The follower keeps the secret's metadata after a read; a new version
+    // and a metadata delete on the leader show at once on the follower.
+    let (status, body) = put(leader, &c.root, "m", "one").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        get_value(follower, &c.root, "m", false).await,
+        (200, Some("one".into()))
+    );
+    let (status, body) = put(leader, &c.root, "m", "two").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        get_value(follower, &c.root, "m", false).await,
+        (200, Some("two".into())),
+        "the follower served stale cached metadata"
+    );
+    let (status, _) = leader
+        .call("DELETE", "secret/metadata/m", Some(&c.root), None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(get_value(follower, &c.root, "m", false).await.0, 404);
+
     let (status, body) = put(leader, &c.root, "t", "v").await;
     assert_eq!(status, 200, "{body}");
 

@@ -3,6 +3,7 @@
 //!
 //! While sealed the barrier holds no keyring and refuses every read and write.
 
+mod decoded;
 pub mod keyring;
 pub mod view;
 
@@ -50,6 +51,8 @@ pub struct Barrier {
     /// (here, or replicated from the Raft leader): watchers of secrets
     /// (`sys/cairn/watch`) wake on it and re-check what they watch.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Parsed token entries and KV metadata (see `decoded.rs`).
+    decoded: decoded::DecodedCache,
 }
 
 impl Barrier {
@@ -59,6 +62,7 @@ impl Barrier {
             storage,
             keyring: Slot::empty(),
             changes: tokio::sync::watch::channel(0).0,
+            decoded: decoded::DecodedCache::default(),
         }
     }
 
@@ -80,6 +84,37 @@ impl Barrier {
     /// Install a keyring (unseal) or drop it (seal).
     pub fn set_keyring(&self, keyring: Option<Keyring>) {
         self.keyring.set(keyring.map(Arc::new));
+        self.decoded.invalidate([""]);
+    }
+
+    /// Read `key` and parse it as JSON into a shared value, kept in memory
+    /// until `key` is written. Only for records that hold no secret.
+    pub async fn get_json_shared<T>(&self, key: &str) -> Result<Option<Arc<T>>, BarrierError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        if let Some(value) = self.decoded.get::<T>(key) {
+            self.keyring()?;
+            return Ok(Some(value));
+        }
+        let since = self.decoded.epoch();
+        let Some(bytes) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let value: Arc<T> =
+            serde_json::from_slice(&bytes)
+                .map(Arc::new)
+                .map_err(|_| BarrierError::Corrupt {
+                    key: key.to_owned(),
+                })?;
+        self.decoded.insert(since, key, value.clone());
+        Ok(Some(value))
+    }
+
+    /// Forget what is kept in memory of `keys`, which a write from another
+    /// node changed (the storage's apply hook); an empty key means all.
+    pub fn forget(&self, keys: &[String]) {
+        self.decoded.invalidate(keys.iter().map(String::as_str));
     }
 
     /// Read and decrypt `key`.
@@ -127,7 +162,17 @@ impl Barrier {
                 BarrierOp::Delete { key } => Op::Delete { key },
             });
         }
-        self.storage.batch(out).await?;
+        let keys: Vec<String> = out
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+            })
+            .collect();
+        let written = self.storage.batch(out).await;
+        // Even a failed write may have reached storage (a proposal whose
+        // answer was lost): forget the keys either way.
+        self.decoded.invalidate(keys.iter().map(String::as_str));
+        written?;
         self.notify_changed();
         Ok(())
     }

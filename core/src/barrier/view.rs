@@ -65,6 +65,18 @@ impl View {
         }
     }
 
+    /// Read `key` and parse it as JSON into a shared value that stays in
+    /// memory until the key is written. Only for records without secrets.
+    pub async fn get_json_shared<T>(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::sync::Arc<T>>, BarrierError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        self.barrier.get_json_shared(&self.full(key)).await
+    }
+
     /// Write `value` under `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
         self.barrier.put(&self.full(key), value).await

@@ -424,24 +424,20 @@ fn invalidates_cache(key: &str) -> bool {
         || key.starts_with("core/audit")
 }
 
-/// Tell the token store and each engine which of their keys a replicated
-/// write changed (engine keys are `logical/<mount uuid>/<key>`; an empty key
-/// means everything may have).
+/// Tell the barrier and each engine which of their keys a replicated write
+/// changed (engine keys are `logical/<mount uuid>/<key>`; an empty key means
+/// everything may have).
 fn invalidate_caches(node: &crate::node::Node, keys: &[String]) {
+    node.barrier().forget(keys);
     let Ok(unsealed) = node.unsealed() else {
         return;
     };
     let mounts = unsealed.mounts.snapshot();
     for key in keys {
         if key.is_empty() {
-            unsealed.tokens.forget_all();
             for m in mounts.iter() {
                 m.engine.invalidate(&m.view, "");
             }
-            continue;
-        }
-        if let Some(rest) = key.strip_prefix(crate::node::TOKEN_STORE) {
-            unsealed.tokens.forget(rest);
             continue;
         }
         let Some((uuid, rest)) = key.strip_prefix("logical/").and_then(|k| k.split_once('/'))
@@ -459,7 +455,7 @@ fn invalidate_caches(node: &crate::node::Node, keys: &[String]) {
 /// a snapshot replaces everything), the node rebuilds its unsealed state. The
 /// leader changed those itself, in memory, before writing them.
 pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
-    // Token and engine caches are dropped inside the apply, on every node, so a read
+    // Barrier and engine caches are dropped inside the apply, on every node, so a read
     // that waited for an index never meets a cache older than it. (The leader
     // updated its own in memory; dropping an entry there only costs a reload.)
     let weak = Arc::downgrade(&node);

@@ -76,9 +76,6 @@ pub struct SealStatus {
     pub nonce: String,
 }
 
-/// Where the token store keeps its keys.
-pub const TOKEN_STORE: &str = "sys/token/";
-
 /// Everything that exists only while the node is unsealed.
 pub struct Unsealed {
     pub tokens: Arc<TokenStore>,
@@ -371,7 +368,7 @@ impl Node {
 
     async fn load_subsystems(&self, root_key: Key) -> Result<Unsealed, NodeError> {
         let b = &self.barrier;
-        let tokens = Arc::new(TokenStore::new(View::new(b.clone(), TOKEN_STORE)));
+        let tokens = Arc::new(TokenStore::new(View::new(b.clone(), "sys/token/")));
         let policies = PolicyStore::load(View::new(b.clone(), "sys/policy/")).await?;
         let mounts = Arc::new(MountTable::load(b.clone()).await?);
         let audit = AuditTable::load(View::new(b.clone(), "")).await?;

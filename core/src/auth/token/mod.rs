@@ -5,7 +5,6 @@
 //! token, and lookups compare HMACs rather than tokens. Indexes: `accessor/<id>`
 //! -> token hash, `parent/<parent hash>/<child hash>` for revoking a tree.
 
-mod cache;
 mod entry;
 mod params;
 mod store;

@@ -9,7 +9,6 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::cache::EntryCache;
 use super::{CreateParams, TokenEntry, TokenType};
 use crate::barrier::{BarrierError, BarrierOp, View};
 
@@ -51,8 +50,6 @@ pub struct TokenStore {
     view: View,
     salt: OnceCell<Zeroizing<[u8; 32]>>,
     hook: std::sync::OnceLock<std::sync::Arc<dyn RevocationHook>>,
-    /// Entries by hash, for `lookup` (see `cache.rs`).
-    cache: EntryCache,
 }
 
 impl TokenStore {
@@ -62,7 +59,6 @@ impl TokenStore {
             view,
             salt: OnceCell::new(),
             hook: std::sync::OnceLock::new(),
-            cache: EntryCache::default(),
         }
     }
 
@@ -111,21 +107,14 @@ impl TokenStore {
             return Ok(None);
         }
         let hash = self.hash(token).await?;
-        let entry = match self.cache.get(&hash) {
-            Some(entry) => entry,
-            None => {
-                let since = self.cache.epoch();
-                let Some(entry) = self
-                    .view
-                    .get_json::<TokenEntry>(&format!("id/{hash}"))
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let entry = std::sync::Arc::new(entry);
-                self.cache.insert(since, entry.clone());
-                entry
-            }
+        // Shared: the entry stays in memory until it is written, so most
+        // requests' token check reads no storage.
+        let Some(entry) = self
+            .view
+            .get_json_shared::<TokenEntry>(&format!("id/{hash}"))
+            .await?
+        else {
+            return Ok(None);
         };
         // The storage key already matched; compare the recorded hash in constant
         // time too, so a corrupted index cannot map one token to another's entry.
@@ -137,20 +126,6 @@ impl TokenStore {
             return Ok(None);
         }
         Ok(Some(TokenEntry::clone(&entry)))
-    }
-
-    /// Forget what the cache holds of `key` (relative to the store's view),
-    /// which a write from another node changed: called by the storage's
-    /// apply hook.
-    pub fn forget(&self, key: &str) {
-        if let Some(hash) = key.strip_prefix("id/") {
-            self.cache.invalidate(hash);
-        }
-    }
-
-    /// Forget every cached entry (a snapshot replaced the state).
-    pub fn forget_all(&self) {
-        self.cache.clear();
     }
 
     /// Find a live token by its accessor.
@@ -326,11 +301,7 @@ impl TokenStore {
                 value: b"",
             });
         }
-        let written = self.view.batch(ops).await;
-        // Even a failed write may have reached storage (a proposal whose
-        // answer was lost): forget the entry either way.
-        self.cache.invalidate(&entry.hash);
-        written?;
+        self.view.batch(ops).await?;
         Ok(())
     }
 
@@ -456,9 +427,7 @@ impl TokenStore {
                 key: format!("parent/{hash}/{}", child.trim_end_matches('/')),
             });
         }
-        let written = self.view.batch(ops).await;
-        self.cache.invalidate(hash);
-        written?;
+        self.view.batch(ops).await?;
         Ok(())
     }
 

@@ -160,7 +160,7 @@ impl KeyMetadata {
 
 /// `GET metadata/<path>`.
 pub async fn read(view: &View, path: &str) -> Result<Response, EngineError> {
-    let meta = store::load_meta(view, path)
+    let meta = store::read_meta(view, path)
         .await?
         .ok_or(EngineError::NotFound)?;
     Ok(Response::data(meta.to_json()))

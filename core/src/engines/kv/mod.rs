@@ -172,7 +172,7 @@ impl Engine for KvEngine {
         match split(path) {
             ("data" | "metadata", rest) => {
                 let p = path::secret_path(rest.unwrap_or(""))?;
-                Ok(store::load_meta(view, p).await?.is_some())
+                Ok(store::read_meta(view, p).await?.is_some())
             }
             _ => Ok(true),
         }

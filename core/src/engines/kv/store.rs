@@ -35,9 +35,20 @@ pub fn version_key(path: &str, version: u64) -> String {
     format!("data/{path}/{version}")
 }
 
-/// The metadata of `path`, if the secret exists.
+/// The metadata of `path`, if the secret exists, shared: metadata holds no
+/// secret, so the barrier keeps it parsed in memory until it is written.
+pub async fn read_meta(
+    view: &View,
+    path: &str,
+) -> Result<Option<std::sync::Arc<KeyMetadata>>, EngineError> {
+    Ok(view.get_json_shared(&meta_key(path)).await?)
+}
+
+/// The metadata of `path`, if the secret exists, to change.
 pub async fn load_meta(view: &View, path: &str) -> Result<Option<KeyMetadata>, EngineError> {
-    Ok(view.get_json(&meta_key(path)).await?)
+    Ok(read_meta(view, path)
+        .await?
+        .map(std::sync::Arc::unwrap_or_clone))
 }
 
 /// The data of one version, if it is still stored.

@@ -22,7 +22,7 @@ pub async fn read(
 ) -> Result<Response, EngineError> {
     let mut number = 0;
     for _ in 0..READ_ATTEMPTS {
-        let meta = store::load_meta(view, path)
+        let meta = store::read_meta(view, path)
             .await?
             .ok_or(EngineError::NotFound)?;
         number = version.filter(|v| *v > 0).unwrap_or(meta.current_version);
