@@ -105,6 +105,10 @@ impl GroupWriter {
     /// The outcome of `group`'s write, writing it (and then being done) if
     /// no write is in progress.
     pub(crate) async fn wait(&self, group: &Group) -> Result<(), WriteError> {
+        // Step aside once before writing: the requests already waiting on
+        // this thread then add their lines first, and one write takes them
+        // all (without it, groups rarely hold more than one line).
+        tokio::task::yield_now().await;
         loop {
             let changed = group.changed.notified();
             tokio::pin!(changed);
