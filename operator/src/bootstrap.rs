@@ -19,8 +19,18 @@ pub struct BootstrapArgs {
     #[arg(long, env = "CAIRN_CACERT")]
     pub cairn_ca_cert: Option<PathBuf>,
     /// A token allowed to enable auth methods and write policies (root).
-    #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[arg(
+        long,
+        env = "CAIRN_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "token_stdin"
+    )]
+    pub token: Option<String>,
+    /// Read that token from the first line of standard input instead. Use it
+    /// with `kubectl exec -i`: the command line of an exec is part of the
+    /// request the API server records in its audit log.
+    #[arg(long)]
+    pub token_stdin: bool,
     /// Mount of the Kubernetes auth method.
     #[arg(long, env = "CAIRN_AUTH_MOUNT", default_value = "kubernetes")]
     pub auth_mount: String,
@@ -89,13 +99,31 @@ pub fn operator_policy(mount: &str, role: &str) -> Result<String, hcl::Error> {
     hcl::to_string(&body)
 }
 
+/// The token on the first line of `input`, without its line ending.
+fn read_token(mut input: impl std::io::BufRead) -> anyhow::Result<String> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("failed to read the token from standard input")?;
+    let token = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!token.is_empty(), "no token on standard input");
+    Ok(token.to_owned())
+}
+
 /// Performs the bootstrap.
 pub async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let options = ClientOptions {
         ca_cert: args.cairn_ca_cert.clone(),
         ..ClientOptions::default()
     };
-    let client = Client::with_options(&args.cairn_addr, Some(args.token.clone()), &options)
+    let token = if args.token_stdin {
+        read_token(std::io::stdin().lock())?
+    } else {
+        args.token
+            .clone()
+            .context("--token or --token-stdin is required")?
+    };
+    let client = Client::with_options(&args.cairn_addr, Some(token), &options)
         .context("failed to build the core client")?;
     let host = match &args.kubernetes_host {
         Some(h) => h.clone(),
@@ -173,6 +201,18 @@ pub async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_is_the_first_line_of_standard_input() {
+        assert_eq!(read_token(&b"cairn.abc\n"[..]).unwrap(), "cairn.abc");
+        assert_eq!(
+            read_token(&b"cairn.abc\r\nmore\n"[..]).unwrap(),
+            "cairn.abc"
+        );
+        assert_eq!(read_token(&b"cairn.abc"[..]).unwrap(), "cairn.abc");
+        assert!(read_token(&b""[..]).is_err());
+        assert!(read_token(&b"\n"[..]).is_err());
+    }
 
     #[test]
     fn operator_policy_parses_and_denies_its_own_role() {

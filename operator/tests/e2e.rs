@@ -128,9 +128,11 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
     );
     let reviewer_file = dir.path().join("reviewer-token");
     std::fs::write(&reviewer_file, &reviewer).expect("write the reviewer token");
-    let out = Command::new(operator_bin())
+    // The root token on standard input, as the chart's NOTES pass it.
+    let mut child = Command::new(operator_bin())
         .args([
             "bootstrap",
+            "--token-stdin",
             "--kubernetes-host",
             &api.url(),
             "--operator-namespace",
@@ -139,9 +141,18 @@ async fn setup(db_ttl: &str, db_max_ttl: &str) -> Env {
         .arg("--token-reviewer-jwt-file")
         .arg(&reviewer_file)
         .env("CAIRN_ADDR", core.addr())
-        .env("CAIRN_TOKEN", core.root_token())
-        .output()
+        .env_remove("CAIRN_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{}", core.root_token()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "bootstrap: {}",

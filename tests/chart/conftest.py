@@ -95,9 +95,10 @@ def render(
 
 def shell_command(text: str, program: str) -> list[str]:
     """The shell words of the one command line in `text` (NOTES, README) that
-    starts with `kubectl` and runs `program`, with its `\\` continuation lines."""
+    runs `program` through `kubectl`, with its `\\` continuation lines (a
+    pipeline's `|` is a word of its own)."""
     lines = text.splitlines()
-    (start,) = [i for i, line in enumerate(lines) if line.strip().startswith("kubectl ") and program in line]
+    (start,) = [i for i, line in enumerate(lines) if "kubectl " in line and program in line]
     command = ""
     for line in lines[start:]:
         command += line.strip()
