@@ -128,10 +128,11 @@ impl TransitEngine {
         if let Some(p) = self.cache.get(view.prefix(), name) {
             return Ok(Some(p));
         }
+        let since = self.cache.epoch();
         match store::load(view, name).await? {
             Some(p) => {
                 let p = Arc::new(p);
-                self.cache.put(view.prefix(), p.clone());
+                self.cache.fill(since, view.prefix(), p.clone());
                 Ok(Some(p))
             }
             None => Ok(None),
