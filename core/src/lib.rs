@@ -21,3 +21,4 @@ pub mod seal;
 pub mod server;
 pub mod storage;
 pub mod time;
+pub mod tls_files;

@@ -16,6 +16,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
+use crate::tls_files::CertFiles;
+
 /// Failures to set up a listener.
 #[derive(Debug, thiserror::Error)]
 pub enum ListenerError {
@@ -30,44 +32,21 @@ pub enum ListenerError {
     Tls(String),
 }
 
-/// Build a rustls server config from PEM files.
+/// Build a rustls server config from PEM files, which it reads again when
+/// they change (see `tls_files`).
 pub fn tls_acceptor(cert_file: &Path, key_file: &Path) -> Result<TlsAcceptor, ListenerError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| ListenerError::TlsFile {
-            path: p.display().to_string(),
-            message: e.to_string(),
-        })
-    };
-    let cert_pem = read(cert_file)?;
-    let key_pem = read(key_file)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| ListenerError::TlsFile {
-            path: cert_file.display().to_string(),
-            message: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(ListenerError::TlsFile {
-            path: cert_file.display().to_string(),
-            message: "no certificate found".into(),
-        });
-    }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| ListenerError::TlsFile {
-            path: key_file.display().to_string(),
-            message: e.to_string(),
-        })?
-        .ok_or_else(|| ListenerError::TlsFile {
-            path: key_file.display().to_string(),
-            message: "no private key found".into(),
-        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let files = CertFiles::load(cert_file, key_file, provider.clone()).map_err(|e| {
+        ListenerError::TlsFile {
+            path: e.path,
+            message: e.message,
+        }
+    })?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ListenerError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ListenerError::Tls(e.to_string()))?;
+        .with_cert_resolver(Arc::new(files));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

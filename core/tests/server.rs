@@ -455,7 +455,7 @@ async fn acl_policies_are_enforced() {
 }
 
 #[tokio::test]
-async fn tls_listener_serves_https() {
+async fn tls_listener_serves_https_and_follows_a_renewed_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let cert =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
@@ -487,6 +487,43 @@ async fn tls_listener_serves_https() {
         .send()
         .await;
     assert!(plain.is_err() || plain.unwrap().status().as_u16() == 400);
+
+    // A renewed certificate (as cert-manager writes it) is served to new
+    // connections within seconds, without a restart.
+    let renewed =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let renewed_pem = renewed.cert.pem();
+    std::fs::write(dir.path().join("key.pem"), renewed.key_pair.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &renewed_pem).unwrap();
+    let trusts_renewed = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(renewed_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://{}/v1/sys/health?uninitcode=200", s.addr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match trusts_renewed.get(&url).send().await {
+            Ok(resp) => {
+                assert_eq!(resp.status().as_u16(), 200);
+                break;
+            }
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the renewed certificate was not served: {e}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let trusts_old_only = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        trusts_old_only.get(&url).send().await.is_err(),
+        "new connections still get the old certificate"
+    );
 }
 
 #[tokio::test]

@@ -1,13 +1,16 @@
 //! Peer TLS: every cluster connection is mutually authenticated with
-//! certificates signed by the cluster CA, as etcd's peer TLS is.
+//! certificates signed by the cluster CA, as etcd's peer TLS is. A node's
+//! own certificate and key are read again when their files change; the CA is
+//! read at start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use tokio_rustls::TlsAcceptor;
+
+use crate::tls_files::{read_certs, CertFiles, TlsFileError};
 
 /// Peer TLS failures, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -29,46 +32,27 @@ pub struct PeerTlsFiles {
     pub ca_file: PathBuf,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, PeerTlsError> {
-    std::fs::read(path).map_err(|e| PeerTlsError::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PeerTlsError> {
-    let pem = read(path)?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<_, _>>()
-        .map_err(|e| PeerTlsError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(PeerTlsError::File {
-            path: path.display().to_string(),
-            message: "no certificate found".into(),
-        });
+impl From<TlsFileError> for PeerTlsError {
+    fn from(e: TlsFileError) -> Self {
+        PeerTlsError::File {
+            path: e.path,
+            message: e.message,
+        }
     }
-    Ok(certs)
 }
 
-fn key(path: &Path) -> Result<PrivateKeyDer<'static>, PeerTlsError> {
-    let pem = read(path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| PeerTlsError::File {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?
-        .ok_or_else(|| PeerTlsError::File {
-            path: path.display().to_string(),
-            message: "no private key found".into(),
-        })
+/// This node's certificate and key, read again when their files change.
+fn identity(files: &PeerTlsFiles) -> Result<Arc<CertFiles>, PeerTlsError> {
+    Ok(Arc::new(CertFiles::load(
+        &files.cert_file,
+        &files.key_file,
+        provider(),
+    )?))
 }
 
 fn roots(path: &Path) -> Result<Arc<RootCertStore>, PeerTlsError> {
     let mut store = RootCertStore::empty();
-    for cert in certs(path)? {
+    for cert in read_certs(path)? {
         store
             .add(cert)
             .map_err(|e| PeerTlsError::Config(format!("bad CA certificate: {e}")))?;
@@ -92,8 +76,7 @@ impl PeerTlsFiles {
             .with_safe_default_protocol_versions()
             .map_err(|e| PeerTlsError::Config(e.to_string()))?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(certs(&self.cert_file)?, key(&self.key_file)?)
-            .map_err(|e| PeerTlsError::Config(e.to_string()))?;
+            .with_cert_resolver(identity(self)?);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
@@ -105,8 +88,7 @@ impl PeerTlsFiles {
             .with_safe_default_protocol_versions()
             .map_err(|e| PeerTlsError::Config(e.to_string()))?
             .with_root_certificates(roots(&self.ca_file)?)
-            .with_client_auth_cert(certs(&self.cert_file)?, key(&self.key_file)?)
-            .map_err(|e| PeerTlsError::Config(e.to_string()))?;
+            .with_client_cert_resolver(identity(self)?);
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(config)
     }
