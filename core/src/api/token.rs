@@ -1,6 +1,6 @@
 //! `auth/token/*`: create, lookup, renew and revoke tokens.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::call::Call;
 use super::pipeline::Ctx;
@@ -101,7 +101,8 @@ async fn by_accessor(ctx: &Ctx<'_>, accessor: &str) -> Result<TokenEntry, ApiErr
 }
 
 async fn create(ctx: &Ctx<'_>, call: &Call, orphan_endpoint: bool) -> Result<Reply, ApiError> {
-    let params: CreateParams = serde_json::from_value(Value::Object((*call.data).clone()))
+    // Read straight from the shared body, without copying it into a Value.
+    let params = <CreateParams as serde::Deserialize>::deserialize(&*call.data)
         .map_err(|e| ApiError::bad_request(format!("invalid token parameters: {e}")))?;
     let parent = &ctx.caller.entry;
     let privileged = parent.is_root()

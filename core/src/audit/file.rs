@@ -603,6 +603,11 @@ mod tests {
         }
     }
 
+    /// Hands `line` to `device` and waits for its outcome.
+    async fn record(device: &FileDevice, line: &[u8]) -> Result<(), WriteError> {
+        device.submit(Arc::new(line.to_vec())).await.done().await
+    }
+
     fn batch_device(path: &std::path::Path) -> FileDevice {
         let options = FileOptions {
             sync: SyncMode::Batch,
@@ -659,12 +664,7 @@ mod tests {
         let WritePath::Grouped(writer) = &device.path else {
             panic!("batch mode on a regular file groups its writes");
         };
-        device
-            .submit(Arc::new(b"{\"n\":0".to_vec()))
-            .await
-            .done()
-            .await
-            .expect("written");
+        record(&device, b"{\"n\":0").await.expect("written");
         let poisoned = writer.poisoned_flag();
         poisoned.store(true, Ordering::SeqCst);
         let first = device.submit(Arc::new(b"{\"n\":1".to_vec())).await;
@@ -672,12 +672,7 @@ mod tests {
         assert!(matches!(first.done().await, Err(WriteError::Poisoned)));
         assert!(matches!(second.done().await, Err(WriteError::Poisoned)));
         poisoned.store(false, Ordering::SeqCst);
-        device
-            .submit(Arc::new(b"{\"n\":3".to_vec()))
-            .await
-            .done()
-            .await
-            .expect("written");
+        record(&device, b"{\"n\":3").await.expect("written");
         device.close().await;
         assert_eq!(device.lines(), 2);
         assert_eq!(chain::verify(&path).expect("unbroken chain").lines, 2);

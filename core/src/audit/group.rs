@@ -65,6 +65,7 @@ struct Batch {
 }
 
 impl GroupWriter {
+    /// Takes over `writer`; its chain head is kept here from now on.
     pub(crate) fn new(writer: Writer) -> Self {
         let prev = writer.prev;
         GroupWriter {
@@ -150,7 +151,6 @@ impl GroupWriter {
             let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let result = writer.append(&batch.buf);
             if result.is_ok() {
-                writer.prev = batch.chain;
                 writer.count_lines(batch.lines);
             }
             result

@@ -92,9 +92,7 @@ impl Salt {
         }
         Ok(())
     }
-}
 
-impl Salt {
     /// [`Salt::write_hashed`] of an object.
     pub fn write_hashed_map(
         &self,
