@@ -31,7 +31,9 @@ async fn setup() -> Setup {
         )
         .await;
     assert_eq!(st, 204, "{body}");
-    let app = token(&server, &root, json!({"policies": ["app"]})).await;
+    let app = server
+        .create_token(&root, json!({"policies": ["app"]}))
+        .await;
     for (path, value) in [
         ("app/db", "s3cr3t-db"),
         ("app/api", "s3cr3t-api"),
@@ -53,14 +55,6 @@ async fn setup() -> Setup {
         app,
         dir,
     }
-}
-
-async fn token(server: &Server, root: &str, body: Value) -> String {
-    let (st, created) = server
-        .call("POST", "auth/token/create", Some(root), Some(body))
-        .await;
-    assert_eq!(st, 200, "{created}");
-    created["auth"]["client_token"].as_str().unwrap().to_owned()
 }
 
 async fn batch(server: &Server, token: &str, body: Value) -> (u16, Value) {
@@ -158,12 +152,10 @@ async fn every_read_in_a_batch_is_audited_without_plaintext() {
 async fn bad_batches_are_refused_with_400_and_read_nothing() {
     let s = setup().await;
     let many: Vec<String> = (0..129).map(|i| format!("secret/data/app/k{i}")).collect();
-    let limited = token(
-        &s.server,
-        &s.root,
-        json!({"policies": ["app"], "num_uses": 5}),
-    )
-    .await;
+    let limited = s
+        .server
+        .create_token(&s.root, json!({"policies": ["app"], "num_uses": 5}))
+        .await;
     let cases = [
         (s.app.as_str(), json!({})),
         (s.app.as_str(), json!({"paths": "secret/data/app/db"})),

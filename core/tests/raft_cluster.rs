@@ -460,15 +460,6 @@ async fn followers_forget_cached_transit_keys_changed_on_the_leader() {
     assert_eq!(status, 404);
 }
 
-/// A new token made with `params` on `server`.
-async fn create_token(server: &common::Server, root: &str, params: Value) -> String {
-    let (status, body) = server
-        .call("POST", "auth/token/create", Some(root), Some(params))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["auth"]["client_token"].as_str().unwrap().to_owned()
-}
-
 async fn latest_version(server: &common::Server, token: &str) -> i64 {
     let (status, body) = server
         .call("GET", "transit/keys/k", Some(token), None)
@@ -510,12 +501,9 @@ async fn followers_forget_cached_tokens_and_metadata_changed_on_the_leader() {
     assert_eq!(status, 200, "{body}");
 
     // A token with three uses: the follower caches its entry on the first.
-    let token = create_token(
-        leader,
-        &c.root,
-        json!({"policies": ["root"], "num_uses": 3}),
-    )
-    .await;
+    let token = leader
+        .create_token(&c.root, json!({"policies": ["root"], "num_uses": 3}))
+        .await;
     assert_eq!(get_value(follower, &token, "t", false).await.0, 200);
     // Every use is counted on the leader, so the third is the last anywhere.
     assert_eq!(get_value(leader, &token, "t", false).await.0, 200);
@@ -527,7 +515,9 @@ async fn followers_forget_cached_tokens_and_metadata_changed_on_the_leader() {
     );
 
     // An unlimited token cached by the follower, then revoked on the leader.
-    let token = create_token(leader, &c.root, json!({"policies": ["root"]})).await;
+    let token = leader
+        .create_token(&c.root, json!({"policies": ["root"]}))
+        .await;
     assert_eq!(get_value(follower, &token, "t", false).await.0, 200);
     let (status, body) = leader
         .call(

@@ -278,19 +278,8 @@ async fn bad_input_gets_clear_errors_and_loses_nothing() {
     assert_eq!(status, 403);
     let (status, _) = s.call("GET", "secret/data/keep", None, None).await;
     assert_eq!(status, 403);
-    let (_, created) = s
-        .call(
-            "POST",
-            "auth/token/create",
-            Some(&root),
-            Some(json!({"ttl": "1s"})),
-        )
-        .await;
-    let short = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    let (_, created) = s
-        .call("POST", "auth/token/create", Some(&root), Some(json!({})))
-        .await;
-    let revoked = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let short = s.create_token(&root, json!({"ttl": "1s"})).await;
+    let revoked = s.create_token(&root, json!({})).await;
     let (status, _) = s
         .call(
             "POST",
@@ -380,15 +369,7 @@ async fn acl_policies_are_enforced() {
         )
         .await;
     }
-    let (_, created) = s
-        .call(
-            "POST",
-            "auth/token/create",
-            Some(&root),
-            Some(json!({"policies": ["team-a"]})),
-        )
-        .await;
-    let t = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let t = s.create_token(&root, json!({"policies": ["team-a"]})).await;
     assert_eq!(
         s.call("GET", "secret/data/team-a/app", Some(&t), None)
             .await

@@ -23,15 +23,9 @@ async fn setup() -> (Server, String, String, tempfile::TempDir) {
         )
         .await;
     assert_eq!(st, 204, "{body}");
-    let (_, created) = server
-        .call(
-            "POST",
-            "auth/token/create",
-            Some(&root),
-            Some(json!({"policies": ["app"]})),
-        )
+    let token = server
+        .create_token(&root, json!({"policies": ["app"]}))
         .await;
-    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     put(&server, &root, "app/db", "one").await;
     (server, root, token, dir)
 }

@@ -204,6 +204,15 @@ impl Server {
         assert_eq!(body["sealed"], false, "{body}");
     }
 
+    /// A new token made with `params` (the body of `auth/token/create`).
+    pub async fn create_token(&self, root: &str, params: serde_json::Value) -> String {
+        let (status, body) = self
+            .call("POST", "auth/token/create", Some(root), Some(params))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+
     /// Enable a kv v2 mount at `secret/`.
     pub async fn mount_secret(&self, token: &str) {
         let (status, body) = self
