@@ -540,7 +540,7 @@ def build_table(runs: list[dict], starts: list[dict], meta: dict) -> str:
         f"{' (with uncommitted changes in core/)' if meta['dirty'] else ''}.",
         f"Medians of {meta['runs']} runs; wrk `-t{meta['threads']} -c{meta['connections']} -d{wrk_seconds(meta['duration'])}s` "
         f"after a {meta['warmup']:g} s warm-up, on loopback; client and server share the same {meta['cpus']} cores. "
-        "Durable node = `storage \"raft\"` (append-only segment-file Raft log with group commit, one fdatasync per group; redb state machine) in a temp dir on the same "
+        "Durable node = `storage \"raft\"` (append-only segment-file Raft log with group commit, one fdatasync per group; in-memory state machine with snapshot files) in a temp dir on the same "
         f"filesystem as the fdatasync probe ({meta['fs']}). Startup: median of {len(starts)} `--dev` starts, "
         "timed from spawn to the first 200, polling every 1 ms "
         f"(the server's own banner reports {srv_ms:.0f} ms from the start of `cairn server` to listening; the rest is "

@@ -112,9 +112,20 @@ impl Cluster {
                 old_log.display()
             )));
         }
+        // Likewise the state machine was `raft-sm.redb`, whose contents the log
+        // may already be purged behind.
+        let old_sm = config.path.join("raft-sm.redb");
+        if old_sm.exists() && !config.path.join("raft-sm").exists() {
+            return Err(ClusterError::Storage(format!(
+                "{} holds the state machine in the old redb format, which this version does \
+                 not read; restore this node from a snapshot (`cairn operator raft snapshot`), \
+                 or remove the node's data directory and join it to the cluster again",
+                old_sm.display()
+            )));
+        }
         let log = LogStore::open(&config.path.join("raft-log"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
-        let sm = StateMachine::open(&config.path.join("raft-sm.redb"))
+        let sm = StateMachine::open(&config.path.join("raft-sm"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let client = PeerClient::new(config.tls.as_ref())?;
         let raft_config = openraft::Config {

@@ -162,11 +162,7 @@ pub fn leader_view(state: &AppState) -> (bool, bool, String, String, u64, u64) {
 /// stored, so barrier ciphertext (and the sealed keyring) only. Taken after
 /// the read barrier, so it holds every write acknowledged before the request.
 async fn snapshot_save(cluster: &Cluster) -> Result<Reply, ApiError> {
-    let pairs = cluster
-        .storage
-        .export()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let pairs = cluster.storage.export();
     let b64 = base64::engine::general_purpose::STANDARD;
     let pairs: Vec<Value> = pairs
         .iter()

@@ -31,9 +31,12 @@ pub use path::PathError;
 use super::{Engine, EngineError, Operation, Request, Response};
 use crate::barrier::View;
 
-/// Number of write-lock stripes: enough that unrelated secrets rarely share
-/// one on a two-core machine, few enough to cost nothing.
-const LOCK_STRIPES: usize = 64;
+/// Number of write-lock stripes. A writer holds its stripe until its write
+/// is committed (milliseconds, an fsync away), so with 64 stripes 32
+/// concurrent writers of distinct secrets met on one about a third of the
+/// time and waited a whole commit: 1.1 ms per write on average. At 1,024 a
+/// writer meets another in ~3 % of writes, for ~40 KB.
+const LOCK_STRIPES: usize = 1024;
 
 /// The KV v2 engine. One value can serve any number of mounts: all state lives
 /// in the [`View`] handed to each call; the engine only holds write locks.

@@ -119,6 +119,16 @@ enum Job {
     },
 }
 
+impl Job {
+    /// Whether someone waits for this job to be on disk.
+    fn awaits_durability(&self) -> bool {
+        match self {
+            Job::Append { .. } => true,
+            Job::Mark { done, .. } => done.is_some(),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Mark {
     Vote,
@@ -637,9 +647,14 @@ impl Writer {
             }
         }
         self.active.write_all(&buf).map_err(|e| e.to_string())?;
-        self.active.sync_data().map_err(|e| e.to_string())?;
         self.active_len += buf.len() as u64;
-        self.shared.appends.fetch_add(1, Ordering::Relaxed);
+        // A group of nothing but unwaited marks (the committed id openraft
+        // saves after each commit) is made durable by the next group's
+        // fdatasync: syncing it alone doubled the fsyncs of a write load.
+        if group.iter().any(Job::awaits_durability) {
+            self.active.sync_data().map_err(|e| e.to_string())?;
+            self.shared.appends.fetch_add(1, Ordering::Relaxed);
+        }
         if let Some(upto) = purge_upto {
             self.delete_purged(upto);
         }

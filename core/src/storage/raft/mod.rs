@@ -1,7 +1,8 @@
 //! Raft-replicated storage: the [`Storage`](super::Storage) map kept identical
 //! on every node by openraft. Under the raft `path`, the log is a directory of
-//! append-only segment files (`raft-log/`) and the state machine a redb file;
-//! log entries carry barrier ciphertext only.
+//! append-only segment files (`raft-log/`); the state machine is a map in
+//! memory with its snapshot file in `raft-sm/`. Log entries and snapshots
+//! carry barrier ciphertext only.
 
 pub mod log_store;
 pub mod proposer;
@@ -33,13 +34,13 @@ mod tests {
                 openraft::StorageIOError::write(openraft::AnyError::error(e.to_string()))
             })?;
             let log = LogStore::open(&dir.path().join("raft-log"))?;
-            let sm = StateMachine::open(&dir.path().join("raft-sm.redb"))?;
+            let sm = StateMachine::open(&dir.path().join("raft-sm"))?;
             Ok((dir, log, sm))
         }
     }
 
     /// openraft's storage conformance suite over the segment-file log store and
-    /// the redb state machine.
+    /// the in-memory state machine.
     #[test]
     fn openraft_storage_suite() {
         Suite::test_all(Builder).unwrap();

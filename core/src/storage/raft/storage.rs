@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redb::Database;
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::state_machine::{export_pairs, read_key, scan_prefix, Changes};
+use super::state_machine::Changes;
 use super::types::{typ, NodeInfo, WireOp};
 use super::{LogStore, StateMachine};
 use crate::storage::{Op, Storage, StorageError};
@@ -29,7 +28,6 @@ pub trait LeaderLink: Send + Sync + 'static {
 /// Storage replicated by Raft.
 pub struct RaftStorage {
     raft: typ::Raft,
-    db: Arc<Database>,
     sm: StateMachine,
     log: LogStore,
     link: Arc<dyn LeaderLink>,
@@ -93,7 +91,6 @@ impl RaftStorage {
         timeout: Duration,
     ) -> Self {
         RaftStorage {
-            db: sm.database(),
             reads: super::read_index::ReadIndexRounds::new(raft.clone(), link.clone(), timeout),
             proposer: super::proposer::Proposer::new(raft.clone(), timeout),
             raft,
@@ -132,11 +129,8 @@ impl RaftStorage {
     }
 
     /// Every key and its (ciphertext) value in this node's state machine.
-    pub async fn export(&self) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || export_pairs(&db))
-            .await
-            .map_err(|e| StorageError::Io(e.to_string()))?
+    pub fn export(&self) -> Vec<(String, Vec<u8>)> {
+        self.sm.export()
     }
 
     /// On a leader: wait until its state machine has applied an entry of its
@@ -242,9 +236,7 @@ pub enum ProposeOutcome {
 #[async_trait]
 impl Storage for RaftStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        // A point read of redb is a few microseconds from the page cache: done
-        // in place, it costs less than the hop to the blocking pool and back.
-        read_key(&self.db, key)
+        Ok(self.sm.get(key))
     }
 
     async fn batch(&self, ops: Vec<Op>) -> Result<(), StorageError> {
@@ -274,10 +266,6 @@ impl Storage for RaftStorage {
     }
 
     async fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        let db = Arc::clone(&self.db);
-        let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || scan_prefix(&db, &prefix))
-            .await
-            .map_err(|e| StorageError::Io(e.to_string()))?
+        Ok(self.sm.keys_with_prefix(prefix))
     }
 }
