@@ -11,7 +11,7 @@ seconds="${1:-180}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-targets=(policy_parse request_router unseal_share)
+targets=(policy_parse request_router unseal_share raft_codec)
 # -a: debug assertions and overflow checks on; -s none: no sanitizer, so no
 # nightly-only -Z flag is needed (all Cairn code forbids `unsafe`).
 flags=(-a -s none)

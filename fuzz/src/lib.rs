@@ -5,5 +5,6 @@
 //! invariant breaks; the targets in `fuzz_targets/` only call it.
 
 pub mod policy;
+pub mod raft_codec;
 pub mod router;
 pub mod unseal;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 3] = [
+const TARGETS: [(&str, Check); 4] = [
     ("policy_parse", cairn_fuzz::policy::check),
+    ("raft_codec", cairn_fuzz::raft_codec::check),
     ("request_router", cairn_fuzz::router::check),
     ("unseal_share", cairn_fuzz::unseal::check),
 ];

@@ -68,6 +68,24 @@ impl PeerClient {
         Req: Serialize + ?Sized,
         Resp: DeserializeOwned,
     {
+        let body = serde_json::to_vec(body).map_err(|e| PeerError::Unreachable {
+            addr: addr.to_owned(),
+            message: format!("cannot encode the request: {e}"),
+        })?;
+        self.post_bytes(addr, path, "application/json", body, timeout)
+            .await
+    }
+
+    /// POST `body` of `content_type` to `path` on the peer at `addr`; the
+    /// answer is JSON.
+    pub async fn post_bytes<Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
         let url = format!("{}://{}{}", self.scheme, addr, path);
         let unreachable = |e: reqwest::Error| PeerError::Unreachable {
             addr: addr.to_owned(),
@@ -77,7 +95,8 @@ impl PeerClient {
             .http
             .post(url)
             .timeout(timeout)
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
             .send()
             .await
             .map_err(|e| {

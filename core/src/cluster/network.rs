@@ -1,5 +1,6 @@
 //! openraft's network over the cluster port: append-entries, vote and
-//! install-snapshot RPCs as JSON POSTs to the peer's cluster listener.
+//! install-snapshot RPCs as POSTs to the peer's cluster listener; entries in
+//! the log's binary form, everything else JSON.
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -9,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::client::{PeerClient, PeerError};
-use crate::storage::raft::{typ, NodeInfo, TypeConfig};
+use crate::storage::raft::{codec, typ, NodeInfo, TypeConfig};
 
 /// Cluster paths of the Raft RPCs.
 pub const APPEND_PATH: &str = "/cluster/raft/append";
@@ -62,10 +63,20 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let answer: Result<Result<Resp, RaftError<u64, E>>, PeerError> = self
+        let answer = self
             .client
             .post(&self.addr, path, req, option.hard_ttl())
             .await;
+        self.outcome(answer)
+    }
+
+    /// openraft's view of a peer's answer.
+    // openraft's RaftNetwork fixes the error type (RPCError, ~300 bytes).
+    #[allow(clippy::result_large_err)]
+    fn outcome<Resp, E: std::error::Error>(
+        &self,
+        answer: Result<Result<Resp, RaftError<u64, E>>, PeerError>,
+    ) -> RpcResult<Resp, E> {
         match answer {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(remote)) => Err(RPCError::RemoteError(RemoteError::new(self.target, remote))),
@@ -84,7 +95,20 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: typ::AppendEntriesRequest,
         option: RPCOption,
     ) -> RpcResult<typ::AppendEntriesResponse, openraft::error::Infallible> {
-        self.call(APPEND_PATH, &rpc, &option).await
+        // Entries travel in the log's binary form (see `codec`), not JSON.
+        let body =
+            codec::encode_append(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer = self
+            .client
+            .post_bytes(
+                &self.addr,
+                APPEND_PATH,
+                codec::APPEND_CONTENT_TYPE,
+                body,
+                option.hard_ttl(),
+            )
+            .await;
+        self.outcome(answer)
     }
 
     async fn install_snapshot(

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, Method, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,7 @@ use super::join::{
 use super::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use super::Cluster;
 use crate::listener::{self, ListenerError};
-use crate::storage::raft::{typ, ProposeOutcome};
+use crate::storage::raft::{codec, typ, ProposeOutcome};
 
 /// Cluster path of forwarded client requests.
 pub const API_PATH: &str = "/cluster/api";
@@ -74,11 +76,24 @@ pub async fn serve(
 
 type S = State<Arc<Cluster>>;
 
+/// Entries come in the log's binary form; JSON is still accepted from peers
+/// of earlier versions (a rolling upgrade).
 async fn append(
     State(c): S,
-    Json(rpc): Json<typ::AppendEntriesRequest>,
-) -> Json<serde_json::Value> {
-    Json(serde_json::to_value(c.raft().append_entries(rpc).await).unwrap_or_default())
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, (StatusCode, String)> {
+    let binary = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == codec::APPEND_CONTENT_TYPE.as_bytes());
+    let rpc: typ::AppendEntriesRequest = if binary {
+        codec::decode_append(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?
+    } else {
+        serde_json::from_slice(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?
+    };
+    Ok(Json(
+        serde_json::to_value(c.raft().append_entries(rpc).await).unwrap_or_default(),
+    ))
 }
 
 async fn vote(State(c): S, Json(rpc): Json<typ::VoteRequest>) -> Json<serde_json::Value> {

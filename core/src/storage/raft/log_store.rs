@@ -42,6 +42,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
+use super::codec;
 use super::types::{typ, TypeConfig};
 
 /// A segment is closed, and the next one started, past this size.
@@ -53,11 +54,14 @@ const CACHE_BYTES: usize = 4 << 20;
 const MAX_RECORD: u32 = 1 << 30;
 const HEADER: usize = 8;
 
-const KIND_ENTRY: u8 = 1;
+/// An entry as JSON after its index: written by earlier versions, still read.
+const KIND_ENTRY_JSON: u8 = 1;
 const KIND_VOTE: u8 = 2;
 const KIND_COMMITTED: u8 = 3;
 const KIND_TRUNCATE: u8 = 4;
 const KIND_PURGE: u8 = 5;
+/// An entry in [`codec`]'s binary form (which starts with its index).
+const KIND_ENTRY: u8 = 6;
 
 /// The log store; clones share it (the clone is the log reader).
 #[derive(Clone)]
@@ -163,29 +167,41 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     }
 }
 
-/// `len | crc | kind | prefix | body` as one buffer.
-fn frame(kind: u8, prefix: &[u8], body: &[u8]) -> Vec<u8> {
-    let len = 1 + prefix.len() + body.len();
-    let mut out = Vec::with_capacity(HEADER + len);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+/// A record's buffer up to its kind; the body is appended after it, then
+/// [`seal`] fills in the header.
+fn record(kind: u8, body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + 1 + body_len);
+    out.extend_from_slice(&[0; HEADER]);
     out.push(kind);
-    out.extend_from_slice(prefix);
-    out.extend_from_slice(body);
+    out
+}
+
+/// Fill in a record's `len | crc` header.
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
+    let len = (out.len() - HEADER) as u32;
+    out[..4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32fast::hash(&out[HEADER..]);
     out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
-fn frame_json<T: Serialize>(kind: u8, value: &T) -> Result<Vec<u8>, typ::StorageError> {
-    let body = serde_json::to_vec(value).map_err(write_err)?;
-    Ok(frame(kind, &[], &body))
+/// `len | crc | kind | body` as one buffer.
+fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = record(kind, body.len());
+    out.extend_from_slice(body);
+    seal(out)
 }
 
-/// An entry's record: its index (so replay needs no JSON), then the entry.
+fn frame_json<T: Serialize>(kind: u8, value: &T) -> Result<Vec<u8>, typ::StorageError> {
+    let body = serde_json::to_vec(value).map_err(write_err)?;
+    Ok(frame(kind, &body))
+}
+
+/// An entry's record, in the binary form that starts with its index.
 fn frame_entry(entry: &typ::Entry) -> Result<Vec<u8>, typ::StorageError> {
-    let body = serde_json::to_vec(entry).map_err(write_err)?;
-    Ok(frame(KIND_ENTRY, &entry.log_id.index.to_le_bytes(), &body))
+    let mut out = record(KIND_ENTRY, codec::encoded_len(entry));
+    codec::encode_entry(entry, &mut out).map_err(write_err)?;
+    Ok(seal(out))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, typ::StorageError> {
@@ -199,14 +215,20 @@ fn read_entry(file: &File, slot: Slot) -> Result<typ::Entry, typ::StorageError> 
         .map_err(read_err)?;
     let payload = &buf[HEADER..];
     let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    if crc32fast::hash(payload) != crc || payload.first() != Some(&KIND_ENTRY) || payload.len() < 9
-    {
-        return Err(read_err(format!(
+    let corrupt = || {
+        read_err(format!(
             "raft log record at segment {} offset {} is corrupt",
             slot.segment, slot.offset
-        )));
+        ))
+    };
+    if crc32fast::hash(payload) != crc {
+        return Err(corrupt());
     }
-    decode(&payload[9..])
+    match payload.split_first() {
+        Some((&KIND_ENTRY, body)) => codec::decode_entry(body).map_err(|_| corrupt()),
+        Some((&KIND_ENTRY_JSON, body)) if body.len() >= 8 => decode(&body[8..]),
+        _ => Err(corrupt()),
+    }
 }
 
 fn segment_path(dir: &Path, id: u64) -> PathBuf {
@@ -554,7 +576,7 @@ fn apply_record(
 ) -> Result<(), String> {
     let (kind, body) = payload.split_first().ok_or("empty record")?;
     match *kind {
-        KIND_ENTRY => {
+        KIND_ENTRY | KIND_ENTRY_JSON => {
             let index = body
                 .get(..8)
                 .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -883,7 +905,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
         let from = log_id.index;
         lock(&self.shared.state).cache_retain(|index| index < from);
-        let record = frame(KIND_TRUNCATE, &from.to_le_bytes(), &[]);
+        let record = frame(KIND_TRUNCATE, &from.to_le_bytes());
         self.mark(Mark::Truncate(from), record, true).await
     }
 
@@ -947,6 +969,32 @@ mod tests {
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id, Some(log_id(1, 1, 2)));
         assert_eq!(state.last_log_id, Some(log_id(3, 1, 9)));
+    }
+
+    #[tokio::test]
+    async fn entries_written_as_json_by_earlier_versions_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open(dir.path()).unwrap();
+            store.append_durably(entries(1, 1..3)).await.unwrap();
+        }
+        // Index 3 as the JSON record earlier versions wrote.
+        let old = blank_ent::<TypeConfig>(1, 1, 3);
+        let mut body = 3u64.to_le_bytes().to_vec();
+        body.extend(serde_json::to_vec(&old).unwrap());
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(only_segment(dir.path()))
+            .unwrap();
+        file.write_all(&frame(KIND_ENTRY_JSON, &body)).unwrap();
+        drop(file);
+
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(all(&mut store).await, [(1, 1), (2, 1), (3, 1)]);
+        store.append_durably(entries(1, 4..5)).await.unwrap();
+        drop(store);
+        let mut store = LogStore::open(dir.path()).unwrap();
+        assert_eq!(all(&mut store).await.len(), 4);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! memory with its snapshot file in `raft-sm/`. Log entries and snapshots
 //! carry barrier ciphertext only.
 
+pub mod codec;
 pub mod log_store;
 pub mod proposer;
 pub mod read_index;
