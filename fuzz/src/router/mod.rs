@@ -120,7 +120,7 @@ pub async fn dev_node() -> DevNode {
         panic!("mount of secret/ failed: {e}");
     }
     let mut write = EngineRequest::new(Operation::Create, CANARY_PATH);
-    write.data = json_map(json!({ "data": { "v": CANARY_VALUE } }));
+    write.data = std::sync::Arc::new(json_map(json!({ "data": { "v": CANARY_VALUE } })));
     write.mount_point = "secret/".into();
     let Some((mount, _)) = unsealed.mounts.route("secret/data/canary") else {
         panic!("secret/ is not routed");
