@@ -127,6 +127,7 @@ impl Cluster {
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let sm = StateMachine::open(&config.path.join("raft-sm"))
             .map_err(|e| ClusterError::Storage(e.to_string()))?;
+        log.purge_behind(sm.snapshot_on_disk());
         let client = PeerClient::new(config.tls.as_ref())?;
         let raft_config = openraft::Config {
             cluster_name: "cairn".into(),

@@ -76,8 +76,10 @@ pub async fn serve(
 
 type S = State<Arc<Cluster>>;
 
-/// Entries come in the log's binary form; JSON is still accepted from peers
-/// of earlier versions (a rolling upgrade).
+/// Entries come in the log's binary form; JSON is still accepted, so a
+/// leader of an earlier version can still replicate to this node during a
+/// rolling upgrade (the other way round, an earlier follower refuses the
+/// binary form until it is upgraded too).
 async fn append(
     State(c): S,
     headers: HeaderMap,

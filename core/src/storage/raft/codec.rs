@@ -36,6 +36,8 @@ const BLANK: u8 = 0;
 const NORMAL: u8 = 1;
 const MEMBERSHIP: u8 = 2;
 const PUT: u8 = 0;
+/// Most elements a decoder reserves room for before reading them.
+const MAX_PREALLOCATED: usize = 1024;
 const DELETE: u8 = 1;
 
 /// The encoded size of `entry`, near enough to size a buffer.
@@ -114,7 +116,9 @@ pub fn decode_entry(bytes: &[u8]) -> Result<typ::Entry, CodecError> {
             if count > r.0.len() / 5 {
                 return Err(CodecError("op count larger than the entry"));
             }
-            let mut ops = Vec::with_capacity(count);
+            // Capacity from the input only up to a bound: a large count that
+            // fits the input's length must still not reserve gigabytes.
+            let mut ops = Vec::with_capacity(count.min(MAX_PREALLOCATED));
             for _ in 0..count {
                 ops.push(match r.u8()? {
                     PUT => WireOp::Put {
@@ -185,7 +189,7 @@ pub fn decode_append(bytes: &[u8]) -> Result<typ::AppendEntriesRequest, CodecErr
     if count > r.0.len() / 4 {
         return Err(CodecError("entry count larger than the body"));
     }
-    let mut entries = Vec::with_capacity(count);
+    let mut entries = Vec::with_capacity(count.min(MAX_PREALLOCATED));
     for _ in 0..count {
         entries.push(decode_entry(r.bytes()?)?);
     }

@@ -47,6 +47,12 @@ use super::types::{typ, TypeConfig};
 
 /// A segment is closed, and the next one started, past this size.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
+/// How long the writer waits for a group before writing a held-back
+/// committed id on its own (see `save_committed`).
+const IDLE_COMMITTED_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long a purge waits for the snapshot that holds its entries to be on
+/// disk (an installed snapshot is written while the purge waits).
+const SNAPSHOT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Durable entries kept in memory for readers, newest first, up to this size.
 const CACHE_BYTES: usize = 4 << 20;
 /// No record is larger (an entry is at most one request body, far smaller);
@@ -72,6 +78,9 @@ pub struct LogStore {
 
 struct Shared {
     state: Mutex<State>,
+    /// The last log index of the state machine's snapshot on disk, once
+    /// wired (see [`LogStore::purge_behind`]).
+    snapshot_on_disk: std::sync::OnceLock<tokio::sync::watch::Receiver<Option<u64>>>,
     /// Groups written and fsynced, and entries appended, since open.
     appends: AtomicU64,
     entries: AtomicU64,
@@ -383,6 +392,7 @@ impl LogStore {
             .transpose()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
+            snapshot_on_disk: std::sync::OnceLock::new(),
             appends: AtomicU64::new(0),
             entries: AtomicU64::new(0),
         });
@@ -404,6 +414,36 @@ impl LogStore {
             .spawn(move || writer.run(&jobs))
             .map_err(write_err)?;
         Ok(LogStore { shared, writer: tx })
+    }
+
+    /// Purge only entries a durable snapshot holds: `on_disk` tells the last
+    /// log index of the state machine's snapshot file. openraft 0.9 purges a
+    /// follower's log right after handing an installed snapshot to the state
+    /// machine, without waiting for it to be written; a crash in between
+    /// would leave entries in neither. Set once, by the cluster.
+    pub fn purge_behind(&self, on_disk: tokio::sync::watch::Receiver<Option<u64>>) {
+        let _ = self.shared.snapshot_on_disk.set(on_disk);
+    }
+
+    /// Wait until the snapshot on disk holds `upto`, if a snapshot is wired.
+    async fn wait_for_snapshot(&self, upto: u64) -> Result<(), typ::StorageError> {
+        let Some(on_disk) = self.shared.snapshot_on_disk.get() else {
+            return Ok(());
+        };
+        let mut on_disk = on_disk.clone();
+        let held = tokio::time::timeout(
+            SNAPSHOT_WAIT,
+            on_disk.wait_for(|index| index.is_some_and(|i| i >= upto)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if held {
+            Ok(())
+        } else {
+            Err(write_err(format!(
+                "refusing to purge the raft log up to {upto}: no snapshot on disk holds it"
+            )))
+        }
     }
 
     /// (fsynced groups, entries appended) since open: the ratio shows how
@@ -594,7 +634,20 @@ impl Writer {
     /// Take every queued job, write them in order with one `write` and one
     /// `fdatasync`, then answer each. Ends when the last store is dropped.
     fn run(mut self, jobs: &mpsc::Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
+        loop {
+            let first = match jobs.recv_timeout(IDLE_COMMITTED_WRITE) {
+                Ok(job) => job,
+                // Quiet, or closing: the committed id that waited for a group
+                // is written now, so a restart re-applies everything committed.
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.write_unwritten_committed();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.write_unwritten_committed();
+                    return;
+                }
+            };
             let mut group = vec![first];
             group.extend(jobs.try_iter());
             let result = match &self.broken {
@@ -606,6 +659,28 @@ impl Writer {
                 self.broken = Some(e.clone());
             }
             self.answer(group, &result);
+        }
+    }
+
+    /// Write and fsync the committed id held back for the next group, if any.
+    fn write_unwritten_committed(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        let Some(record) = lock(&self.shared.state).unwritten_committed.take() else {
+            return;
+        };
+        self.committed = Some(record.clone());
+        let written = self
+            .active
+            .write_all(&record)
+            .and_then(|()| self.active.sync_data());
+        match written {
+            Ok(()) => self.active_len += record.len() as u64,
+            Err(e) => {
+                tracing::error!(error = %e, "raft log write failed; the log takes no more writes");
+                self.broken = Some(e.to_string());
+            }
         }
     }
 
@@ -863,9 +938,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not written now: it rides with the next group and is durable with
         // its fdatasync. openraft saves the committed id after every commit,
         // and a group of its own cost a write load one extra wake of the
-        // writer thread, write and fdatasync per commit. A committed id that
-        // is lost only means re-applying less at start; the rest is applied
-        // once the leader (this node, re-elected, or another) commits again.
+        // writer thread, write and fdatasync per commit. When no group comes
+        // within IDLE_COMMITTED_WRITE, or the log closes, the writer writes
+        // it alone. One lost in a crash only means re-applying less at start;
+        // the rest is applied once the leader commits again.
         state.unwritten_committed = Some(record);
         Ok(())
     }
@@ -895,6 +971,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
         let upto = log_id.index;
+        self.wait_for_snapshot(upto).await?;
         let record = frame_json(KIND_PURGE, &log_id)?;
         {
             let mut state = lock(&self.shared.state);
@@ -956,22 +1033,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_committed_id_is_written_with_the_next_group() {
+    async fn a_committed_id_is_written_with_the_next_group_or_when_idle() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let mut store = LogStore::open(dir.path()).unwrap();
-            store.append_durably(entries(1, 1..4)).await.unwrap();
-            store.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
-        }
-        // No group followed: not on disk, and nothing but the id is lost.
         let mut store = LogStore::open(dir.path()).unwrap();
-        assert_eq!(store.read_committed().await.unwrap(), None);
-        assert_eq!(all(&mut store).await.len(), 3);
-        store.save_committed(Some(log_id(1, 1, 3))).await.unwrap();
+        store.append_durably(entries(1, 1..4)).await.unwrap();
+        store.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
+        // Held back for the next group...
+        assert!(lock(&store.shared.state).unwritten_committed.is_some());
         store.append_durably(entries(1, 4..5)).await.unwrap();
+        assert!(lock(&store.shared.state).unwritten_committed.is_none());
+        // ...or written alone once the writer has been idle a while.
+        store.save_committed(Some(log_id(1, 1, 4))).await.unwrap();
+        tokio::time::sleep(IDLE_COMMITTED_WRITE * 4).await;
+        assert!(lock(&store.shared.state).unwritten_committed.is_none());
         drop(store);
         let mut store = LogStore::open(dir.path()).unwrap();
-        assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 3)));
+        assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 4)));
+        assert_eq!(all(&mut store).await.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_purge_waits_for_a_snapshot_on_disk_that_holds_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(dir.path()).unwrap();
+        store.append_durably(entries(1, 1..6)).await.unwrap();
+        let on_disk = tokio::sync::watch::Sender::new(Some(2));
+        store.purge_behind(on_disk.subscribe());
+        let mut purging = store.clone();
+        let purge = tokio::spawn(async move { purging.purge(log_id(1, 1, 4)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!purge.is_finished(), "purged past the snapshot on disk");
+        assert_eq!(all(&mut store).await.len(), 5);
+        on_disk.send_replace(Some(4));
+        purge.await.unwrap().unwrap();
+        assert_eq!(all(&mut store).await, [(5, 1)]);
     }
 
     #[tokio::test]

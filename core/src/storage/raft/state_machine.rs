@@ -49,8 +49,9 @@ const HEADER: usize = 8;
 /// was installed).
 pub type Changes = Arc<Vec<String>>;
 
-/// The storage map. Keys and values are shared, so a snapshot copies the map
-/// without copying what it holds.
+/// The storage map. Keys and values are shared, so the snapshot builder's
+/// copy under the lock costs reference counts, not the data (encoding it
+/// then copies each value once more, outside the lock).
 type Map = BTreeMap<Arc<str>, Arc<[u8]>>;
 
 /// A snapshot's contents: every key and its ciphertext.
@@ -81,6 +82,13 @@ pub struct StateMachine {
     state: Arc<RwLock<State>>,
     /// The directory of the snapshot file.
     dir: Arc<PathBuf>,
+    /// Held while a snapshot file is written; holds the last log index of the
+    /// snapshot on disk. A build (its own task in openraft) can overlap an
+    /// install from the leader: they must not share the temporary file, and
+    /// an older snapshot must never replace a newer one.
+    stored: Arc<std::sync::Mutex<Option<u64>>>,
+    /// The same index, for the log, which purges only behind it.
+    on_disk: Arc<tokio::sync::watch::Sender<Option<u64>>>,
     changes: broadcast::Sender<Changes>,
     on_apply: Arc<OnceLock<ApplyHook>>,
 }
@@ -113,7 +121,11 @@ impl StateMachine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(read_snap_err(e)),
         }
-        let state = match read_snapshot_file(dir)? {
+        let stored_snapshot = read_snapshot_file(dir)?;
+        let stored = stored_snapshot
+            .as_ref()
+            .and_then(|(meta, _)| meta.last_log_id.map(|id| id.index));
+        let state = match stored_snapshot {
             Some((meta, data)) => State {
                 map: decode_map(&data)?,
                 last_applied: meta.last_log_id,
@@ -125,6 +137,8 @@ impl StateMachine {
         Ok(StateMachine {
             state: Arc::new(RwLock::new(state)),
             dir: Arc::new(dir.to_owned()),
+            stored: Arc::new(std::sync::Mutex::new(stored)),
+            on_disk: Arc::new(tokio::sync::watch::Sender::new(stored)),
             changes,
             on_apply: Arc::new(OnceLock::new()),
         })
@@ -185,8 +199,14 @@ impl StateMachine {
             .collect()
     }
 
-    /// Write a snapshot file durably and make it the current one.
+    /// Write a snapshot file durably and make it the current one, unless the
+    /// one on disk is already as new.
     fn store_snapshot(&self, meta: &typ::SnapshotMeta, data: &[u8]) -> std::io::Result<()> {
+        let mut stored = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        let index = meta.last_log_id.map(|id| id.index);
+        if stored.is_some() && index <= *stored {
+            return Ok(());
+        }
         let meta_json = serde_json::to_vec(meta)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&meta_json);
@@ -201,7 +221,16 @@ impl StateMachine {
         file.sync_all()?;
         fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
         // The rename is durable once the directory is.
-        File::open(&*self.dir)?.sync_all()
+        File::open(&*self.dir)?.sync_all()?;
+        *stored = index;
+        self.on_disk.send_replace(index);
+        Ok(())
+    }
+
+    /// The last log index of the snapshot on disk, as it changes (see
+    /// [`LogStore::purge_behind`](super::LogStore::purge_behind)).
+    pub fn snapshot_on_disk(&self) -> tokio::sync::watch::Receiver<Option<u64>> {
+        self.on_disk.subscribe()
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, typ::StorageError>
@@ -440,6 +469,34 @@ mod tests {
         assert_eq!(reopened.keys_with_prefix("a/"), ["a/1", "a/2"]);
         let (applied, _) = reopened.applied_state().await.unwrap();
         assert_eq!(applied.map(|id| id.index), Some(1));
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        sm.apply([entry(1, vec![put("a", b"1")])]).await.unwrap();
+        let older = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        sm.apply([entry(2, vec![put("b", b"2")])]).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        // A build that copied the map at index 1 finishing last (it overlapped
+        // an install, say) leaves the newer file alone.
+        sm.store_snapshot(&older.meta, older.snapshot.get_ref())
+            .unwrap();
+        drop(sm);
+        let mut reopened = StateMachine::open(dir.path()).unwrap();
+        let (applied, _) = reopened.applied_state().await.unwrap();
+        assert_eq!(applied.map(|id| id.index), Some(2));
+        assert_eq!(reopened.get("b").as_deref(), Some(&b"2"[..]));
     }
 
     #[tokio::test]
