@@ -36,9 +36,9 @@ const BLANK: u8 = 0;
 const NORMAL: u8 = 1;
 const MEMBERSHIP: u8 = 2;
 const PUT: u8 = 0;
+const DELETE: u8 = 1;
 /// Most elements a decoder reserves room for before reading them.
 const MAX_PREALLOCATED: usize = 1024;
-const DELETE: u8 = 1;
 
 /// The encoded size of `entry`, near enough to size a buffer.
 pub fn encoded_len(entry: &typ::Entry) -> usize {
@@ -53,6 +53,7 @@ pub fn encoded_len(entry: &typ::Entry) -> usize {
             .sum(),
         _ => 64,
     };
+    // Log id (24), payload tag, term guard (9), op count (4).
     24 + 14 + ops
 }
 

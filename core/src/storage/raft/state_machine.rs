@@ -420,8 +420,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<typ::Snapshot>, typ::StorageError> {
-        let dir = Arc::clone(&self.dir);
-        let stored = self.blocking(move |_| read_snapshot_file(&dir)).await?;
+        let stored = self.blocking(|sm| read_snapshot_file(&sm.dir)).await?;
         Ok(stored.map(|(meta, data)| typ::Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -447,6 +446,14 @@ mod tests {
         }
     }
 
+    async fn snapshot(sm: &mut StateMachine) -> typ::Snapshot {
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_snapshot_is_what_a_reopened_state_machine_starts_from() {
         let dir = tempfile::tempdir().unwrap();
@@ -454,11 +461,7 @@ mod tests {
         sm.apply([entry(1, vec![put("a/1", b"x"), put("a/2", b"y")])])
             .await
             .unwrap();
-        sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        snapshot(&mut sm).await;
         // Applied after the snapshot: only the log (re-applied by openraft) has it.
         sm.apply([entry(2, vec![put("b", b"z")])]).await.unwrap();
         drop(sm);
@@ -476,18 +479,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(dir.path()).unwrap();
         sm.apply([entry(1, vec![put("a", b"1")])]).await.unwrap();
-        let older = sm
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let older = snapshot(&mut sm).await;
         sm.apply([entry(2, vec![put("b", b"2")])]).await.unwrap();
-        sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        snapshot(&mut sm).await;
         // A build that copied the map at index 1 finishing last (it overlapped
         // an install, say) leaves the newer file alone.
         sm.store_snapshot(&older.meta, older.snapshot.get_ref())
@@ -506,11 +500,7 @@ mod tests {
         sm.apply([entry(1, vec![put("k", b"value")])])
             .await
             .unwrap();
-        sm.get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        snapshot(&mut sm).await;
         drop(sm);
         let path = dir.path().join(SNAPSHOT_FILE);
         let mut bytes = fs::read(&path).unwrap();
