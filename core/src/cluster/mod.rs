@@ -436,6 +436,12 @@ fn invalidates_cache(key: &str) -> bool {
         || key.starts_with("core/audit")
 }
 
+/// Whether an apply changed state a node keeps in memory, other than what the
+/// node itself changed as the leader of `leader_term` (see [`follow_changes`]).
+fn must_reload(applied: &crate::storage::raft::Applied, leader_term: Option<u64>) -> bool {
+    leader_term != Some(applied.oldest_term) && applied.keys.iter().any(|k| invalidates_cache(k))
+}
+
 /// Tell the barrier and each engine which of their keys a replicated write
 /// changed (engine keys are `logical/<mount uuid>/<key>`; an empty key means
 /// everything may have).
@@ -462,10 +468,13 @@ fn invalidate_caches(node: &crate::node::Node, keys: &[String]) {
     }
 }
 
-/// Keep a follower's caches in step with the replicated log: when an applied
-/// entry changes the keyring, the mount table, a policy or the audit table (or
-/// a snapshot replaces everything), the node rebuilds its unsealed state. The
-/// leader changed those itself, in memory, before writing them.
+/// Keep a node's caches in step with the replicated log: when an applied entry
+/// changes the keyring, the mount table, a policy or the audit table (or a
+/// snapshot replaces everything), the node rebuilds its unsealed state. A
+/// leader skips the entries of its own term: it changed those in memory
+/// before proposing them. Entries of earlier terms it did not (a node
+/// restarted before its committed index was saved may apply them only after
+/// it is elected), so they reload it too.
 pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
     // Barrier and engine caches are dropped inside the apply, on every node, so a read
     // that waited for an index never meets a cache older than it. (The leader
@@ -479,20 +488,20 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
     let mut changes = cluster.storage.subscribe();
     tokio::spawn(async move {
         loop {
-            let keys = match changes.recv().await {
-                Ok(keys) => keys,
+            let applied = match changes.recv().await {
+                Ok(applied) => applied,
                 // Missed notifications: assume the worst and reload.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    Arc::new(vec![String::new()])
+                    Arc::new(crate::storage::raft::Applied {
+                        keys: vec![String::new()],
+                        oldest_term: 0,
+                    })
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             // Secrets may have changed under a watcher (`sys/cairn/watch`).
             node.barrier().notify_changed();
-            if cluster.storage.is_leader() {
-                continue;
-            }
-            if !keys.iter().any(|k| invalidates_cache(k)) {
+            if !must_reload(&applied, cluster.storage.leader_term()) {
                 continue;
             }
             if let Err(e) = node.reload().await {
@@ -500,4 +509,32 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::raft::Applied;
+
+    fn applied(keys: &[&str], oldest_term: u64) -> Applied {
+        Applied {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            oldest_term,
+        }
+    }
+
+    #[test]
+    fn a_leader_reloads_only_for_entries_it_did_not_propose() {
+        let policy = applied(&["sys/policy/app"], 7);
+        // A follower always reloads.
+        assert!(must_reload(&policy, None));
+        // The leader of term 7 changed its memory before proposing.
+        assert!(!must_reload(&policy, Some(7)));
+        // Entries of an earlier term, applied once this node leads term 8.
+        assert!(must_reload(&policy, Some(8)));
+        // A snapshot replaces everything.
+        assert!(must_reload(&applied(&[""], 0), Some(8)));
+        // Secret data keeps no unsealed state.
+        assert!(!must_reload(&applied(&["logical/u/data/x"], 7), None));
+    }
 }

@@ -45,9 +45,22 @@ const SNAPSHOT_TMP: &str = "snapshot.tmp";
 /// Bytes before the meta JSON: its length and the CRC.
 const HEADER: usize = 8;
 
-/// Keys changed by one apply; the empty string means "everything" (a snapshot
-/// was installed).
-pub type Changes = Arc<Vec<String>>;
+/// What one apply changed.
+#[derive(Debug)]
+pub struct Applied {
+    /// The keys written or deleted; the empty string means "everything" (a
+    /// snapshot was installed).
+    pub keys: Vec<String>,
+    /// The oldest term among the entries that changed them (0 for a
+    /// snapshot). A leader changed its own caches before proposing the
+    /// entries of its term, but not those of earlier terms: a node restarted
+    /// before its committed index was saved applies such entries only once it
+    /// commits again, possibly as the new leader.
+    pub oldest_term: u64,
+}
+
+/// The changes of one apply, shared by every subscriber.
+pub type Changes = Arc<Applied>;
 
 /// The storage map. Keys and values are shared, so the snapshot builder's
 /// copy under the lock costs reference counts, not the data (encoding it
@@ -151,12 +164,12 @@ impl StateMachine {
         let _ = self.on_apply.set(hook);
     }
 
-    fn changed(&self, keys: Vec<String>) {
+    fn changed(&self, keys: Vec<String>, oldest_term: u64) {
         if let Some(hook) = self.on_apply.get() {
             hook(&keys);
         }
         // No subscriber is fine.
-        let _ = self.changes.send(Arc::new(keys));
+        let _ = self.changes.send(Arc::new(Applied { keys, oldest_term }));
     }
 
     /// Subscribe to the keys each apply changes.
@@ -359,6 +372,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut responses = Vec::new();
         let mut changed = Vec::new();
+        let mut oldest_term = u64::MAX;
         {
             let mut state = self.write();
             for entry in entries {
@@ -370,7 +384,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         // which term appended it.
                         if term.is_some_and(|t| t != entry.log_id.leader_id.term) {
                             response.stale_term = true;
-                        } else {
+                        } else if !ops.is_empty() {
+                            oldest_term = oldest_term.min(entry.log_id.leader_id.term);
                             apply_ops(&mut state.map, ops, &mut changed);
                         }
                     }
@@ -383,7 +398,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         if !changed.is_empty() {
-            self.changed(changed);
+            self.changed(changed, oldest_term);
         }
         Ok(responses)
     }
@@ -415,7 +430,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok(())
         })
         .await?;
-        self.changed(vec![String::new()]);
+        self.changed(vec![String::new()], 0);
         Ok(())
     }
 
@@ -440,10 +455,40 @@ mod tests {
     }
 
     fn entry(index: u64, ops: Vec<WireOp>) -> typ::Entry {
+        entry_of_term(1, index, ops)
+    }
+
+    fn entry_of_term(term: u64, index: u64, ops: Vec<WireOp>) -> typ::Entry {
         typ::Entry {
-            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 0), index),
+            log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(term, 0), index),
             payload: EntryPayload::Normal(Request { ops, term: None }),
         }
+    }
+
+    #[tokio::test]
+    async fn subscribers_learn_the_keys_and_the_oldest_term_that_changed_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        let mut changes = sm.subscribe();
+        sm.apply([
+            entry_of_term(2, 1, vec![]),
+            entry_of_term(3, 2, vec![put("sys/policy/p", b"x")]),
+            entry_of_term(5, 3, vec![put("b", b"y")]),
+        ])
+        .await
+        .unwrap();
+        let applied = changes.try_recv().unwrap();
+        assert_eq!(applied.keys, ["sys/policy/p", "b"]);
+        // Term 2 changed nothing, so it does not count.
+        assert_eq!(applied.oldest_term, 3);
+
+        let snap = snapshot(&mut sm).await;
+        sm.install_snapshot(&snap.meta, snap.snapshot)
+            .await
+            .unwrap();
+        let applied = changes.try_recv().unwrap();
+        assert_eq!(applied.keys, [""]);
+        assert_eq!(applied.oldest_term, 0);
     }
 
     async fn snapshot(sm: &mut StateMachine) -> typ::Snapshot {
