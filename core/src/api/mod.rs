@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod reply;
 mod sys;
+mod to_completion;
 mod token;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use axum::Router;
 
 use crate::node::Node;
 pub use metrics::Metrics;
+use to_completion::ToCompletion;
 
 /// Vault's default `max_request_size`: 32 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 << 20;
@@ -42,15 +44,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response<Body> {
-    // Every request runs to its end in a task of its own, even if the client
-    // (or the follower that forwarded it) goes away: a write whose entry
-    // reached the Raft log must keep its key's lock until the entry is
-    // applied, or the next writer reads the state before it and both claim
-    // the same version; and a database user once created must get its lease.
-    match tokio::spawn(serve_request(state, req)).await {
+    // Every request runs to its end, even if the client (or the follower that
+    // forwarded it) goes away: see `to_completion`.
+    match ToCompletion::new(serve_request(state, req)).await {
         Ok(resp) => resp,
-        Err(e) => {
-            tracing::error!(error = %e, "request task failed");
+        Err(to_completion::Panicked) => {
+            tracing::error!("request handler panicked");
             reply::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
                 .into_response()
         }
