@@ -1,14 +1,14 @@
 //! The `data/<path>` endpoints: read a version, write a new version (with
 //! check-and-set), patch the latest version, soft-delete the latest version.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::config::Config;
 use super::metadata::KeyMetadata;
 use super::store::{self, WriteSet};
 use super::{input, time};
 use crate::barrier::View;
-use crate::engines::{EngineError, Response};
+use crate::engines::{object, EngineError, Response};
 
 /// Vault's message for a `cas` that is not the current version.
 pub const CAS_MISMATCH: &str = "check-and-set parameter did not match the current version";
@@ -34,14 +34,16 @@ pub async fn read(view: &View, path: &str, version: Option<u64>) -> Result<Respo
         let vm = meta.versions.get(&number).ok_or(EngineError::NotFound)?;
         let metadata = meta.version_json(number, vm);
         if !vm.is_live(time::now()) {
-            return Ok(not_found_with(
-                json!({ "data": null, "metadata": metadata }),
-            ));
+            return Ok(not_found_with(object([
+                ("data", Value::Null),
+                ("metadata", metadata),
+            ])));
         }
         if let Some(data) = store::load_version(view, path, number).await? {
-            return Ok(Response::data(
-                json!({ "data": data, "metadata": metadata }),
-            ));
+            return Ok(Response::data(object([
+                ("data", Value::Object(data)),
+                ("metadata", metadata),
+            ])));
         }
     }
     Err(store::missing_version(view, path, number))

@@ -12,7 +12,7 @@ use super::input;
 use super::store::{self, WriteSet, META_PREFIX};
 use super::time::{self, Nanos};
 use crate::barrier::View;
-use crate::engines::{EngineError, Response};
+use crate::engines::{object, EngineError, Response};
 
 /// The state of one version.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +173,7 @@ pub async fn list(view: &View, prefix: &str) -> Result<Response, EngineError> {
     if keys.is_empty() {
         return Err(EngineError::NotFound);
     }
-    Ok(Response::data(json!({ "keys": keys })))
+    Ok(Response::data(object([("keys", Value::from(keys))])))
 }
 
 /// `POST metadata/<path>`: set the fields present, creating the metadata (with

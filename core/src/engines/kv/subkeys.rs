@@ -2,12 +2,12 @@
 //! every leaf value replaced by `null`, so a caller can see which keys exist
 //! without reading any secret value.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::store;
 use super::time;
 use crate::barrier::View;
-use crate::engines::{EngineError, Response};
+use crate::engines::{object, EngineError, Response};
 
 /// Read attempts, for the same reason as data reads (a concurrent destroy).
 const READ_ATTEMPTS: usize = 3;
@@ -30,16 +30,17 @@ pub async fn read(
         let metadata = meta.version_json(number, vm);
         if !vm.is_live(time::now()) {
             return Ok(Response {
-                data: Some(json!({ "subkeys": null, "metadata": metadata })),
+                data: Some(object([("subkeys", Value::Null), ("metadata", metadata)])),
                 status: 404,
                 ..Default::default()
             });
         }
         if let Some(data) = store::load_version(view, path, number).await? {
             let limit = if depth == 0 { None } else { Some(depth) };
-            return Ok(Response::data(
-                json!({ "subkeys": strip(&data, 1, limit), "metadata": metadata }),
-            ));
+            return Ok(Response::data(object([
+                ("subkeys", strip(&data, 1, limit)),
+                ("metadata", metadata),
+            ])));
         }
     }
     Err(store::missing_version(view, path, number))
@@ -66,6 +67,7 @@ fn strip(map: &Map<String, Value>, level: u64, limit: Option<u64>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn sample() -> Map<String, Value> {
         serde_json::from_value(json!({

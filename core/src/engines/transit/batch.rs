@@ -5,11 +5,11 @@
 //! 400 (with the results) when an item failed — or the caller's
 //! `partial_failure_response_code` when some succeeded.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::error::TransitError;
 use super::input::{self, Items};
-use crate::engines::Response;
+use crate::engines::{object, Response};
 
 /// Run `f` over the request's items and shape the answer.
 pub fn run<F>(
@@ -48,7 +48,7 @@ where
         result.insert("reference".into(), reference);
         results.push(Value::Object(result));
     }
-    let mut resp = Response::data(json!({ "batch_results": results }));
+    let mut resp = Response::data(object([("batch_results", Value::Array(results))]));
     if failed > 0 {
         resp.status = 400;
         match partial_code {
@@ -67,6 +67,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn obj(v: Value) -> Map<String, Value> {
         match v {
