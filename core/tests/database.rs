@@ -547,3 +547,70 @@ async fn concurrent_revocations_are_dropped_together_and_fail_alone() {
     }
     assert!(role_exists(&env.pg, &stuck).await);
 }
+
+/// A client that goes away while its credential is being created still
+/// leaves a leased user, never an orphan: the request runs to its end.
+#[tokio::test]
+async fn a_client_gone_mid_request_still_gets_its_user_leased() {
+    use tokio::io::AsyncWriteExt;
+    let env = setup().await;
+    let t = Some(env.token.clone());
+    // `y` is an allowed role; its creation takes half a second.
+    let (st, body) = env
+        .server
+        .call(
+            "POST",
+            "database/roles/y",
+            t.as_deref(),
+            Some(json!({"db_name": "pg", "creation_statements": [
+                "SELECT pg_sleep(0.5)",
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+            ]})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+
+    let mut stream = tokio::net::TcpStream::connect(&env.server.addr)
+        .await
+        .unwrap();
+    let request = format!(
+        "GET /v1/database/creds/y HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {}\r\n\r\n",
+        env.server.addr, env.token
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // The creation is under way in PostgreSQL when the client hangs up.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    drop(stream);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let leases = loop {
+        let (st, body) = env
+            .server
+            .call(
+                "LIST",
+                "sys/leases/lookup/database/creds/y/",
+                t.as_deref(),
+                None,
+            )
+            .await;
+        if st == 200 {
+            break body["data"]["keys"].as_array().unwrap().len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no lease after the client left: {st} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(leases, 1);
+    let admin = env.pg.admin().await;
+    let users: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-y-%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1, "the user and its lease go together");
+}
