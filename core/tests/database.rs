@@ -578,8 +578,24 @@ async fn a_client_gone_mid_request_still_gets_its_user_leased() {
         env.server.addr, env.token
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    // The creation is under way in PostgreSQL when the client hangs up.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The client hangs up once the creation is under way in PostgreSQL.
+    let admin = env.pg.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sleeping: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if sleeping > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the creation never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     drop(stream);
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -603,7 +619,6 @@ async fn a_client_gone_mid_request_still_gets_its_user_leased() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(leases, 1);
-    let admin = env.pg.admin().await;
     let users: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-y-%'",

@@ -534,3 +534,59 @@ async fn followers_forget_cached_tokens_and_metadata_changed_on_the_leader() {
         "the follower served a revoked token from its cache"
     );
 }
+
+#[tokio::test]
+async fn a_follower_reads_under_a_policy_changed_on_the_leader_at_once() {
+    let c = Cluster::start(3, Options::default()).await;
+    assert_eq!(c.wait_leader(Duration::from_secs(10)).await, 0);
+    let leader = &c.nodes[0].server;
+    let follower = &c.nodes[1].server;
+    leader.mount_secret(&c.root).await;
+    let (status, body) = put(leader, &c.root, "p", "v").await;
+    assert_eq!(status, 200, "{body}");
+    let policy = |path: &str| json!({ "policy": format!("path \"{path}\" {{ capabilities = [\"read\"] }}") });
+    let (status, body) = leader
+        .call(
+            "POST",
+            "sys/policies/acl/reader",
+            Some(&c.root),
+            Some(policy("secret/data/p")),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let token = leader
+        .create_token(&c.root, json!({"policies": ["reader"]}))
+        .await;
+    for round in 0..5 {
+        assert_eq!(
+            get_value(follower, &token, "p", false).await.0,
+            200,
+            "round {round}"
+        );
+        // Tightened on the leader: the follower's next (linearizable) read
+        // is judged by the new policy, never by the one it had loaded.
+        let (status, body) = leader
+            .call(
+                "POST",
+                "sys/policies/acl/reader",
+                Some(&c.root),
+                Some(policy("secret/data/elsewhere")),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        assert_eq!(
+            get_value(follower, &token, "p", false).await.0,
+            403,
+            "round {round}: the follower read under a policy the leader had replaced"
+        );
+        let (status, body) = leader
+            .call(
+                "POST",
+                "sys/policies/acl/reader",
+                Some(&c.root),
+                Some(policy("secret/data/p")),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+}

@@ -136,7 +136,16 @@ pub async fn run(
     let Some(cluster) = state.node.cluster() else {
         return serve(state, req, remote, request_id).await;
     };
-    match route(cluster, state.node.is_sealed(), req, state.max_request_size).await? {
+    let routed = route(cluster, state.node.is_sealed(), req, state.max_request_size).await?;
+    if !matches!(routed, Routed::Forwarded(_)) {
+        // Served here: first load what the log changed that memory lacks.
+        cluster
+            .state
+            .ensure_current(&state.node)
+            .await
+            .map_err(|e| ApiError::internal(format!("reloading replicated state: {e}")))?;
+    }
+    match routed {
         Routed::Local(req) => serve(state, req, remote, request_id).await,
         Routed::Leader(req, term) => {
             use crate::storage::raft::{LeaderTerm, LEADER_TERM};

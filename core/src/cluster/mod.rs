@@ -10,7 +10,10 @@ pub mod join;
 pub mod network;
 pub mod peer_api;
 pub mod routing;
+pub mod state_sync;
 pub mod tls;
+
+pub use state_sync::follow_changes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -81,6 +84,8 @@ pub struct Cluster {
     client: PeerClient,
     /// The API router, to serve requests forwarded by followers.
     api: OnceLock<axum::Router>,
+    /// Whether the node's unsealed state has caught up with the replicated log.
+    pub state: state_sync::StateSync,
 }
 
 /// One row of `sys/storage/raft/configuration`.
@@ -161,6 +166,7 @@ impl Cluster {
             me,
             client,
             api: OnceLock::new(),
+            state: state_sync::StateSync::default(),
         }))
     }
 
@@ -425,116 +431,4 @@ pub async fn launch(
         .map_err(|e| ClusterError::Config(e.to_string()))?;
     tokio::spawn(join::retry_join(cluster));
     Ok(Some(task))
-}
-
-/// Whether a replicated change touches state a node caches in memory.
-fn invalidates_cache(key: &str) -> bool {
-    key.is_empty()
-        || key == crate::barrier::KEYRING_PATH
-        || key == crate::node::mounts::MOUNTS_PATH
-        || key.starts_with("sys/policy/")
-        || key.starts_with("core/audit")
-}
-
-/// Whether an apply changed state a node keeps in memory, other than what the
-/// node itself changed as the leader of `leader_term` (see [`follow_changes`]).
-fn must_reload(applied: &crate::storage::raft::Applied, leader_term: Option<u64>) -> bool {
-    leader_term != Some(applied.oldest_term) && applied.keys.iter().any(|k| invalidates_cache(k))
-}
-
-/// Tell the barrier and each engine which of their keys a replicated write
-/// changed (engine keys are `logical/<mount uuid>/<key>`; an empty key means
-/// everything may have).
-fn invalidate_caches(node: &crate::node::Node, keys: &[String]) {
-    node.barrier().forget(keys);
-    let Ok(unsealed) = node.unsealed() else {
-        return;
-    };
-    let mounts = unsealed.mounts.snapshot();
-    for key in keys {
-        if key.is_empty() {
-            for m in mounts.iter() {
-                m.engine.invalidate(&m.view, "");
-            }
-            continue;
-        }
-        let Some((uuid, rest)) = key.strip_prefix("logical/").and_then(|k| k.split_once('/'))
-        else {
-            continue;
-        };
-        if let Some(m) = mounts.iter().find(|m| m.entry.uuid == uuid) {
-            m.engine.invalidate(&m.view, rest);
-        }
-    }
-}
-
-/// Keep a node's caches in step with the replicated log: when an applied entry
-/// changes the keyring, the mount table, a policy or the audit table (or a
-/// snapshot replaces everything), the node rebuilds its unsealed state. A
-/// leader skips the entries of its own term: it changed those in memory
-/// before proposing them. Entries of earlier terms it did not (a node
-/// restarted before its committed index was saved may apply them only after
-/// it is elected), so they reload it too.
-pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<crate::node::Node>) {
-    // Barrier and engine caches are dropped inside the apply, on every node, so a read
-    // that waited for an index never meets a cache older than it. (The leader
-    // updated its own in memory; dropping an entry there only costs a reload.)
-    let weak = Arc::downgrade(&node);
-    cluster.storage.set_apply_hook(Box::new(move |keys| {
-        if let Some(node) = weak.upgrade() {
-            invalidate_caches(&node, keys);
-        }
-    }));
-    let mut changes = cluster.storage.subscribe();
-    tokio::spawn(async move {
-        loop {
-            let applied = match changes.recv().await {
-                Ok(applied) => applied,
-                // Missed notifications: assume the worst and reload.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    Arc::new(crate::storage::raft::Applied {
-                        keys: vec![String::new()],
-                        oldest_term: 0,
-                    })
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            };
-            // Secrets may have changed under a watcher (`sys/cairn/watch`).
-            node.barrier().notify_changed();
-            if !must_reload(&applied, cluster.storage.leader_term()) {
-                continue;
-            }
-            if let Err(e) = node.reload().await {
-                tracing::error!(error = %e, "failed to reload replicated state; the node is sealed");
-            }
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::raft::Applied;
-
-    fn applied(keys: &[&str], oldest_term: u64) -> Applied {
-        Applied {
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-            oldest_term,
-        }
-    }
-
-    #[test]
-    fn a_leader_reloads_only_for_entries_it_did_not_propose() {
-        let policy = applied(&["sys/policy/app"], 7);
-        // A follower always reloads.
-        assert!(must_reload(&policy, None));
-        // The leader of term 7 changed its memory before proposing.
-        assert!(!must_reload(&policy, Some(7)));
-        // Entries of an earlier term, applied once this node leads term 8.
-        assert!(must_reload(&policy, Some(8)));
-        // A snapshot replaces everything.
-        assert!(must_reload(&applied(&[""], 0), Some(8)));
-        // Secret data keeps no unsealed state.
-        assert!(!must_reload(&applied(&["logical/u/data/x"], 7), None));
-    }
 }

@@ -46,17 +46,17 @@ const SNAPSHOT_TMP: &str = "snapshot.tmp";
 const HEADER: usize = 8;
 
 /// What one apply changed.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Applied {
     /// The keys written or deleted; the empty string means "everything" (a
     /// snapshot was installed).
     pub keys: Vec<String>,
-    /// The oldest term among the entries that changed them (0 for a
-    /// snapshot). A leader changed its own caches before proposing the
-    /// entries of its term, but not those of earlier terms: a node restarted
-    /// before its committed index was saved applies such entries only once it
-    /// commits again, possibly as the new leader.
-    pub oldest_term: u64,
+    /// The term of the entry that changed each key (`terms[i]` for
+    /// `keys[i]`; 0 for a snapshot). A leader changed its own memory before
+    /// proposing the entries of its term, but not those of earlier terms: a
+    /// node restarted before its committed index was saved applies such
+    /// entries only once it commits again, possibly as the new leader.
+    pub terms: Vec<u64>,
 }
 
 /// The changes of one apply, shared by every subscriber.
@@ -106,9 +106,8 @@ pub struct StateMachine {
     on_apply: Arc<OnceLock<ApplyHook>>,
 }
 
-/// Called with the keys an apply changed (`""`: everything may have), before
-/// the apply counts as done.
-pub type ApplyHook = Box<dyn Fn(&[String]) + Send + Sync>;
+/// Called with what an apply changed, before the apply counts as done.
+pub type ApplyHook = Box<dyn Fn(&Applied) + Send + Sync>;
 
 fn any(e: impl ToString) -> AnyError {
     AnyError::error(e.to_string())
@@ -164,12 +163,12 @@ impl StateMachine {
         let _ = self.on_apply.set(hook);
     }
 
-    fn changed(&self, keys: Vec<String>, oldest_term: u64) {
+    fn changed(&self, applied: Applied) {
         if let Some(hook) = self.on_apply.get() {
-            hook(&keys);
+            hook(&applied);
         }
         // No subscriber is fine.
-        let _ = self.changes.send(Arc::new(Applied { keys, oldest_term }));
+        let _ = self.changes.send(Arc::new(applied));
     }
 
     /// Subscribe to the keys each apply changes.
@@ -371,8 +370,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
-        let mut changed = Vec::new();
-        let mut oldest_term = u64::MAX;
+        let mut changed = Applied::default();
         {
             let mut state = self.write();
             for entry in entries {
@@ -384,9 +382,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         // which term appended it.
                         if term.is_some_and(|t| t != entry.log_id.leader_id.term) {
                             response.stale_term = true;
-                        } else if !ops.is_empty() {
-                            oldest_term = oldest_term.min(entry.log_id.leader_id.term);
-                            apply_ops(&mut state.map, ops, &mut changed);
+                        } else {
+                            let term = entry.log_id.leader_id.term;
+                            apply_ops(&mut state.map, ops, &mut changed.keys);
+                            changed.terms.resize(changed.keys.len(), term);
                         }
                     }
                     EntryPayload::Membership(m) => {
@@ -397,8 +396,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 responses.push(response);
             }
         }
-        if !changed.is_empty() {
-            self.changed(changed, oldest_term);
+        if !changed.keys.is_empty() {
+            self.changed(changed);
         }
         Ok(responses)
     }
@@ -430,7 +429,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             Ok(())
         })
         .await?;
-        self.changed(vec![String::new()], 0);
+        self.changed(Applied {
+            keys: vec![String::new()],
+            terms: vec![0],
+        });
         Ok(())
     }
 
@@ -466,7 +468,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn subscribers_learn_the_keys_and_the_oldest_term_that_changed_them() {
+    async fn subscribers_learn_each_changed_key_with_its_entry_term() {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(dir.path()).unwrap();
         let mut changes = sm.subscribe();
@@ -479,8 +481,7 @@ mod tests {
         .unwrap();
         let applied = changes.try_recv().unwrap();
         assert_eq!(applied.keys, ["sys/policy/p", "b"]);
-        // Term 2 changed nothing, so it does not count.
-        assert_eq!(applied.oldest_term, 3);
+        assert_eq!(applied.terms, [3, 5]);
 
         let snap = snapshot(&mut sm).await;
         sm.install_snapshot(&snap.meta, snap.snapshot)
@@ -488,7 +489,7 @@ mod tests {
             .unwrap();
         let applied = changes.try_recv().unwrap();
         assert_eq!(applied.keys, [""]);
-        assert_eq!(applied.oldest_term, 0);
+        assert_eq!(applied.terms, [0]);
     }
 
     async fn snapshot(sm: &mut StateMachine) -> typ::Snapshot {
