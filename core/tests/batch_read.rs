@@ -21,16 +21,13 @@ async fn setup() -> Setup {
     let (keys, root) = server.init().await;
     server.unseal(&keys).await;
     server.mount_secret(&root).await;
-    let policy = "path \"secret/data/app/*\" { capabilities = [\"read\"] }";
-    let (st, body) = server
-        .call(
-            "PUT",
-            "sys/policies/acl/app",
-            Some(&root),
-            Some(json!({ "policy": policy })),
+    server
+        .write_policy(
+            &root,
+            "app",
+            "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
         )
         .await;
-    assert_eq!(st, 204, "{body}");
     let app = server
         .create_token(&root, json!({"policies": ["app"]}))
         .await;

@@ -544,16 +544,10 @@ async fn a_follower_reads_under_a_policy_changed_on_the_leader_at_once() {
     leader.mount_secret(&c.root).await;
     let (status, body) = put(leader, &c.root, "p", "v").await;
     assert_eq!(status, 200, "{body}");
-    let policy = |path: &str| json!({ "policy": format!("path \"{path}\" {{ capabilities = [\"read\"] }}") });
-    let (status, body) = leader
-        .call(
-            "POST",
-            "sys/policies/acl/reader",
-            Some(&c.root),
-            Some(policy("secret/data/p")),
-        )
+    let reader_of = |path: &str| format!("path \"{path}\" {{ capabilities = [\"read\"] }}");
+    leader
+        .write_policy(&c.root, "reader", &reader_of("secret/data/p"))
         .await;
-    assert_eq!(status, 204, "{body}");
     let token = leader
         .create_token(&c.root, json!({"policies": ["reader"]}))
         .await;
@@ -565,28 +559,16 @@ async fn a_follower_reads_under_a_policy_changed_on_the_leader_at_once() {
         );
         // Tightened on the leader: the follower's next (linearizable) read
         // is judged by the new policy, never by the one it had loaded.
-        let (status, body) = leader
-            .call(
-                "POST",
-                "sys/policies/acl/reader",
-                Some(&c.root),
-                Some(policy("secret/data/elsewhere")),
-            )
+        leader
+            .write_policy(&c.root, "reader", &reader_of("secret/data/elsewhere"))
             .await;
-        assert_eq!(status, 204, "{body}");
         assert_eq!(
             get_value(follower, &token, "p", false).await.0,
             403,
             "round {round}: the follower read under a policy the leader had replaced"
         );
-        let (status, body) = leader
-            .call(
-                "POST",
-                "sys/policies/acl/reader",
-                Some(&c.root),
-                Some(policy("secret/data/p")),
-            )
+        leader
+            .write_policy(&c.root, "reader", &reader_of("secret/data/p"))
             .await;
-        assert_eq!(status, 204, "{body}");
     }
 }

@@ -130,12 +130,8 @@ pub fn follow_changes(cluster: Arc<Cluster>, node: Arc<Node>) {
     }));
     let mut changes = cluster.storage.subscribe();
     tokio::spawn(async move {
-        loop {
-            match changes.recv().await {
-                // A missed notification lost nothing: the hook counted it.
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
+        // Wakes coalesce: the hook has counted every change already.
+        while changes.changed().await.is_ok() {
             // Secrets may have changed under a watcher (`sys/cairn/watch`).
             node.barrier().notify_changed();
             if cluster.storage.is_leader() {

@@ -213,6 +213,19 @@ impl Server {
         body["auth"]["client_token"].as_str().unwrap().to_owned()
     }
 
+    /// Create or replace ACL policy `name` with the HCL `policy`.
+    pub async fn write_policy(&self, token: &str, name: &str, policy: &str) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                Some(token),
+                Some(json!({ "policy": policy })),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+
     /// Enable a kv v2 mount at `secret/`.
     pub async fn mount_secret(&self, token: &str) {
         let (status, body) = self

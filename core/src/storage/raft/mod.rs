@@ -13,7 +13,7 @@ pub mod storage;
 pub mod types;
 
 pub use log_store::LogStore;
-pub use state_machine::{Applied, Changes, StateMachine};
+pub use state_machine::{Applied, StateMachine};
 pub use storage::{
     leadership_moved, no_leader, LeaderLink, LeaderTerm, ProposeOutcome, RaftStorage, LEADER_TERM,
 };

@@ -34,7 +34,7 @@ use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 use super::types::{b64, typ, Request, Response, TypeConfig, WireOp};
 
@@ -58,9 +58,6 @@ pub struct Applied {
     /// entries only once it commits again, possibly as the new leader.
     pub terms: Vec<u64>,
 }
-
-/// The changes of one apply, shared by every subscriber.
-pub type Changes = Arc<Applied>;
 
 /// The storage map. Keys and values are shared, so the snapshot builder's
 /// copy under the lock costs reference counts, not the data (encoding it
@@ -101,8 +98,9 @@ pub struct StateMachine {
     /// an older snapshot must never replace a newer one.
     stored: Arc<std::sync::Mutex<Option<u64>>>,
     /// The same index, for the log, which purges only behind it.
-    on_disk: Arc<tokio::sync::watch::Sender<Option<u64>>>,
-    changes: broadcast::Sender<Changes>,
+    on_disk: Arc<watch::Sender<Option<u64>>>,
+    /// Counts the applies that changed keys; subscribers wake on each.
+    changes: Arc<watch::Sender<u64>>,
     on_apply: Arc<OnceLock<ApplyHook>>,
 }
 
@@ -145,13 +143,12 @@ impl StateMachine {
             },
             None => State::default(),
         };
-        let (changes, _) = broadcast::channel(1024);
         Ok(StateMachine {
             state: Arc::new(RwLock::new(state)),
             dir: Arc::new(dir.to_owned()),
             stored: Arc::new(std::sync::Mutex::new(stored)),
-            on_disk: Arc::new(tokio::sync::watch::Sender::new(stored)),
-            changes,
+            on_disk: Arc::new(watch::Sender::new(stored)),
+            changes: Arc::new(watch::Sender::new(0)),
             on_apply: Arc::new(OnceLock::new()),
         })
     }
@@ -167,12 +164,12 @@ impl StateMachine {
         if let Some(hook) = self.on_apply.get() {
             hook(&applied);
         }
-        // No subscriber is fine.
-        let _ = self.changes.send(Arc::new(applied));
+        self.changes.send_modify(|n| *n += 1);
     }
 
-    /// Subscribe to the keys each apply changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
+    /// Wake after each apply that changed keys (what changed goes to the
+    /// apply hook, which cannot miss one).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
 
@@ -241,7 +238,7 @@ impl StateMachine {
 
     /// The last log index of the snapshot on disk, as it changes (see
     /// [`LogStore::purge_behind`](super::LogStore::purge_behind)).
-    pub fn snapshot_on_disk(&self) -> tokio::sync::watch::Receiver<Option<u64>> {
+    pub fn snapshot_on_disk(&self) -> watch::Receiver<Option<u64>> {
         self.on_disk.subscribe()
     }
 
@@ -468,10 +465,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn subscribers_learn_each_changed_key_with_its_entry_term() {
+    async fn the_hook_learns_each_changed_key_with_its_entry_term() {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(dir.path()).unwrap();
-        let mut changes = sm.subscribe();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        sm.set_apply_hook(Box::new(move |a: &Applied| {
+            record
+                .lock()
+                .unwrap()
+                .push((a.keys.clone(), a.terms.clone()));
+        }));
+        let wakes = sm.subscribe();
         sm.apply([
             entry_of_term(2, 1, vec![]),
             entry_of_term(3, 2, vec![put("sys/policy/p", b"x")]),
@@ -479,17 +484,20 @@ mod tests {
         ])
         .await
         .unwrap();
-        let applied = changes.try_recv().unwrap();
-        assert_eq!(applied.keys, ["sys/policy/p", "b"]);
-        assert_eq!(applied.terms, [3, 5]);
-
         let snap = snapshot(&mut sm).await;
         sm.install_snapshot(&snap.meta, snap.snapshot)
             .await
             .unwrap();
-        let applied = changes.try_recv().unwrap();
-        assert_eq!(applied.keys, [""]);
-        assert_eq!(applied.terms, [0]);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [
+                (vec!["sys/policy/p".to_string(), "b".into()], vec![3, 5]),
+                (vec![String::new()], vec![0]),
+            ]
+        );
+        // Subscribers are woken once per apply that changed keys.
+        assert_eq!(*wakes.borrow(), 2);
     }
 
     async fn snapshot(sm: &mut StateMachine) -> typ::Snapshot {

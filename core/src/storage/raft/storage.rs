@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
 
-use super::state_machine::Changes;
 use super::types::{typ, NodeInfo, WireOp};
 use super::{LogStore, StateMachine};
 use crate::storage::{Op, Storage, StorageError};
@@ -112,8 +110,8 @@ impl RaftStorage {
         self.sm.set_apply_hook(hook);
     }
 
-    /// Subscribe to the keys each applied entry changes.
-    pub fn subscribe(&self) -> broadcast::Receiver<Changes> {
+    /// Wake after each apply that changed keys.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.sm.subscribe()
     }
 
