@@ -281,6 +281,34 @@ async fn peers_without_a_cluster_certificate_are_refused() {
     assert!(!served);
 }
 
+/// `--insecure-cluster` (development only): peers talk plaintext HTTP, and a
+/// cluster still forms, forwards writes and serves linearizable reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_insecure_dev_cluster_forms_and_replicates_over_plaintext() {
+    let c = Cluster::start(
+        3,
+        Options {
+            insecure: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(c.wait_leader(Duration::from_secs(10)).await, 0);
+    c.nodes[0].server.mount_secret(&c.root).await;
+    let (status, body) = put(&c.nodes[2].server, &c.root, "plain", "text").await;
+    assert_eq!(status, 200, "a follower forwards over plaintext: {body}");
+    for node in &c.nodes {
+        assert_eq!(
+            get_value(&node.server, &c.root, "plain", false).await,
+            (200, Some("text".into()))
+        );
+    }
+    assert!(c.nodes[0]
+        .server
+        .logs()
+        .contains("--insecure-cluster: peer traffic is plaintext"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wiped_node_recovers_from_a_snapshot() {
     let mut c = Cluster::start(
@@ -288,6 +316,8 @@ async fn wiped_node_recovers_from_a_snapshot() {
         Options {
             snapshot_threshold: 20,
             trailing_logs: 5,
+
+            ..Options::default()
         },
     )
     .await;

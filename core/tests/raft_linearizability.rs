@@ -101,6 +101,8 @@ async fn crash_rounds_keep_every_acknowledged_write_and_stay_linearizable() {
         Options {
             snapshot_threshold: 200,
             trailing_logs: 50,
+
+            ..Options::default()
         },
     )
     .await;

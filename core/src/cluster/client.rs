@@ -1,5 +1,15 @@
-//! The client side of the cluster port: JSON over HTTP/2, mutually
-//! authenticated with peer TLS (or plaintext under `--insecure-cluster`).
+//! The client side of the cluster port: JSON over HTTP/1.1 keep-alive
+//! connections, mutually authenticated with peer TLS (or plaintext under
+//! `--insecure-cluster`).
+//!
+//! HTTP/1.1 rather than HTTP/2: openraft sends one append-entries RPC at a
+//! time per follower, so HTTP/2's multiplexing buys nothing on the hot path,
+//! while its server spawns a task per stream and its client hands every
+//! frame to a connection task. Without those hand-offs (3 nodes on one
+//! 2-core machine, alternated runs): a single client's replicated write took
+//! 1.73 instead of 1.94 ms (p50) and 14 % less CPU, a read-index round a
+//! quarter less CPU, and 256 clients wrote 12,000 instead of 9,600/s.
+//! Concurrent forwarded requests each take a pooled connection of their own.
 
 use std::time::Duration;
 
@@ -40,15 +50,19 @@ impl PeerClient {
     /// A client presenting `tls` (peer TLS), or plaintext when `tls` is `None`.
     pub fn new(tls: Option<&PeerTlsFiles>) -> Result<Self, PeerTlsError> {
         let builder = reqwest::Client::builder()
+            .http1_only()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the listener's 30 s idle close (`listener::serve_connection`),
+            // so this side drops an idle connection before the peer does and a
+            // request never races the peer's close.
+            .pool_idle_timeout(Duration::from_secs(20))
             .tcp_nodelay(true);
         let (builder, scheme) = match tls {
             Some(files) => (
                 builder.use_preconfigured_tls(files.client_config()?),
                 "https",
             ),
-            None => (builder.http2_prior_knowledge(), "http"),
+            None => (builder, "http"),
         };
         let http = builder
             .build()

@@ -89,7 +89,9 @@ impl PeerTlsFiles {
             .map_err(|e| PeerTlsError::Config(e.to_string()))?
             .with_root_certificates(roots(&self.ca_file)?)
             .with_client_cert_resolver(identity(self)?);
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only (see `client`); the listener still accepts h2 from
+        // nodes of earlier versions.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 }

@@ -85,6 +85,8 @@ pub struct Node {
 pub struct Options {
     pub snapshot_threshold: u64,
     pub trailing_logs: u64,
+    /// Plaintext peer traffic (`--insecure-cluster`) instead of peer TLS.
+    pub insecure: bool,
 }
 
 impl Default for Options {
@@ -92,6 +94,7 @@ impl Default for Options {
         Options {
             snapshot_threshold: 8192,
             trailing_logs: 10240,
+            insecure: false,
         }
     }
 }
@@ -237,14 +240,24 @@ pub async fn start_node(
     let retry = join
         .map(|a| format!("retry_join {{\n leader_api_addr = \"{a}\"\n }}"))
         .unwrap_or_default();
+    let (peer_tls, cluster_scheme) = if options.insecure {
+        (String::new(), "http")
+    } else {
+        (
+            format!(
+                "cluster_tls_cert_file = \"{}\"\n cluster_tls_key_file = \"{}\"\n cluster_tls_ca_file = \"{}\"",
+                cert.display(),
+                key.display(),
+                pki.ca_file().display()
+            ),
+            "https",
+        )
+    };
     let body = format!(
         "listener \"tcp\" {{\n address = \"{ip}:{port}\"\n tls_disable = true\n}}\n\
-         storage \"raft\" {{\n path = \"{}\"\n node_id = \"{name}\"\n cluster_tls_cert_file = \"{}\"\n cluster_tls_key_file = \"{}\"\n cluster_tls_ca_file = \"{}\"\n snapshot_threshold = {}\n trailing_logs = {}\n {retry}\n}}\n\
-         cluster_addr = \"https://{ip}:{cluster_port}\"\napi_addr = \"http://{ip}:{port}\"\n",
+         storage \"raft\" {{\n path = \"{}\"\n node_id = \"{name}\"\n {peer_tls}\n snapshot_threshold = {}\n trailing_logs = {}\n {retry}\n}}\n\
+         cluster_addr = \"{cluster_scheme}://{ip}:{cluster_port}\"\napi_addr = \"http://{ip}:{port}\"\n",
         data.display(),
-        cert.display(),
-        key.display(),
-        pki.ca_file().display(),
         options.snapshot_threshold,
         options.trailing_logs,
     );
@@ -261,6 +274,11 @@ pub async fn start_node(
             .build()
             .unwrap(),
         scheme: "http",
+        extra_args: if options.insecure {
+            vec!["--insecure-cluster"]
+        } else {
+            Vec::new()
+        },
     };
     server.spawn().await;
     let cluster_addr = format!("{ip}:{cluster_port}");

@@ -27,6 +27,8 @@ pub struct Server {
     pub log: PathBuf,
     pub client: reqwest::Client,
     pub scheme: &'static str,
+    /// Arguments after `server --config FILE`.
+    pub extra_args: Vec<&'static str>,
 }
 
 impl Server {
@@ -63,6 +65,7 @@ impl Server {
             log: dir.join(format!("server-{port}.log")),
             client,
             scheme,
+            extra_args: Vec::new(),
         };
         s.spawn().await;
         s
@@ -78,6 +81,7 @@ impl Server {
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["server", "--config"])
             .arg(&self.config)
+            .args(&self.extra_args)
             .env("CAIRN_LOG_LEVEL", "debug")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
