@@ -16,6 +16,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use hyper::StatusCode;
+use tokio_rustls::TlsConnector;
+
+use super::peer_conn::{self, PeerConn};
 use super::tls::{PeerTlsError, PeerTlsFiles};
 
 /// Failures talking to a peer.
@@ -39,11 +43,18 @@ pub enum PeerError {
     Malformed { addr: String, message: String },
 }
 
-/// An HTTP client for peers' cluster listeners.
+/// How long opening a connection to a peer may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An HTTP client for peers' cluster listeners: pooled connections for
+/// votes, snapshots and forwarded requests, and [`PeerConn`]s of their own
+/// for the replication tasks.
 #[derive(Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
     scheme: &'static str,
+    /// Peer TLS for [`PeerConn`]s; `None` under `--insecure-cluster`.
+    connector: Option<TlsConnector>,
 }
 
 impl PeerClient {
@@ -51,23 +62,34 @@ impl PeerClient {
     pub fn new(tls: Option<&PeerTlsFiles>) -> Result<Self, PeerTlsError> {
         let builder = reqwest::Client::builder()
             .http1_only()
-            .connect_timeout(Duration::from_secs(2))
+            .connect_timeout(CONNECT_TIMEOUT)
             // Below the listener's 30 s idle close (`listener::serve_connection`),
             // so this side drops an idle connection before the peer does and a
             // request never races the peer's close.
             .pool_idle_timeout(Duration::from_secs(20))
             .tcp_nodelay(true);
-        let (builder, scheme) = match tls {
+        let (builder, scheme, connector) = match tls {
             Some(files) => (
                 builder.use_preconfigured_tls(files.client_config()?),
                 "https",
+                Some(peer_conn::connector(files.client_config()?)),
             ),
-            None => (builder, "http"),
+            None => (builder, "http", None),
         };
         let http = builder
             .build()
             .map_err(|e| PeerTlsError::Config(e.to_string()))?;
-        Ok(PeerClient { http, scheme })
+        Ok(PeerClient {
+            http,
+            scheme,
+            connector,
+        })
+    }
+
+    /// A connection of its own to the peer at `addr` (`host:port`), for a
+    /// task that sends one request at a time (see [`PeerConn`]).
+    pub fn conn(&self, addr: &str) -> PeerConn {
+        PeerConn::new(addr.to_owned(), self.connector.clone())
     }
 
     /// POST `body` as JSON to `path` on the peer at `addr` (`host:port`).
@@ -125,22 +147,31 @@ impl PeerClient {
             })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(PeerError::Status {
-                addr: addr.to_owned(),
-                status: status.as_u16(),
-                message: String::from_utf8_lossy(&bytes).chars().take(300).collect(),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| PeerError::Malformed {
-            addr: addr.to_owned(),
-            message: e.to_string(),
-        })
+        answer(addr, status, &bytes)
     }
 }
 
+/// A peer's answer: the JSON body of a success, or the error it names.
+pub(super) fn answer<Resp: DeserializeOwned>(
+    addr: &str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<Resp, PeerError> {
+    if !status.is_success() {
+        return Err(PeerError::Status {
+            addr: addr.to_owned(),
+            status: status.as_u16(),
+            message: String::from_utf8_lossy(bytes).chars().take(300).collect(),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| PeerError::Malformed {
+        addr: addr.to_owned(),
+        message: e.to_string(),
+    })
+}
+
 /// An error with its sources, so "TLS handshake failed: unknown CA" survives.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

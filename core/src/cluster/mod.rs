@@ -9,6 +9,7 @@ pub mod client;
 pub mod join;
 pub mod network;
 pub mod peer_api;
+pub mod peer_conn;
 pub mod routing;
 pub mod state_sync;
 pub mod tls;

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::client::{PeerClient, PeerError};
+use super::peer_conn::{IdleConns, PeerConn};
 use crate::storage::raft::{codec, typ, NodeInfo, TypeConfig};
 
 /// Cluster paths of the Raft RPCs.
@@ -21,20 +22,37 @@ pub const SNAPSHOT_PATH: &str = "/cluster/raft/snapshot";
 #[derive(Clone)]
 pub struct Network {
     client: PeerClient,
+    idle: IdleConns,
 }
 
 impl Network {
     /// A network over `client`.
     pub fn new(client: PeerClient) -> Self {
-        Network { client }
+        Network {
+            client,
+            idle: IdleConns::default(),
+        }
     }
 }
 
-/// The RPC client for one peer.
+/// The RPC client for one peer. openraft gives each replication task its
+/// own and sends appends through it one at a time, so appends go over a
+/// connection this client owns (see [`PeerConn`]); votes and snapshots use
+/// the shared pool.
 pub struct PeerConnection {
     client: PeerClient,
+    appends: PeerConn,
+    /// Where `appends` goes back to when this client is dropped.
+    idle: IdleConns,
     target: u64,
     addr: String,
+}
+
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        let conn = std::mem::replace(&mut self.appends, self.client.conn(&self.addr));
+        self.idle.put(conn);
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -43,6 +61,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &NodeInfo) -> PeerConnection {
         PeerConnection {
             client: self.client.clone(),
+            appends: self
+                .idle
+                .take(&node.cluster_addr)
+                .unwrap_or_else(|| self.client.conn(&node.cluster_addr)),
+            idle: self.idle.clone(),
             target,
             addr: node.cluster_addr.clone(),
         }
@@ -99,9 +122,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let body =
             codec::encode_append(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let answer = self
-            .client
-            .post_bytes(
-                &self.addr,
+            .appends
+            .post(
                 APPEND_PATH,
                 codec::APPEND_CONTENT_TYPE,
                 body,
