@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::client::PeerClient;
+use super::peer_conn::IdleConns;
 use super::{Cluster, ClusterError, RetryJoin};
 use crate::storage::raft::{LeaderLink, NodeInfo, WireOp};
 use crate::storage::StorageError;
@@ -37,12 +38,19 @@ pub struct JoinRequest {
 /// The follower's link to the leader, over peer TLS.
 pub struct Link {
     client: PeerClient,
+    /// Connections for read-index requests: the shared rounds send one at
+    /// a time (`storage::raft::read_index`), so a connection of their own
+    /// serves them without the pool's connection task (see `peer_conn`).
+    read_index_conns: IdleConns,
 }
 
 impl Link {
     /// A link over `client`.
     pub fn new(client: PeerClient) -> Self {
-        Link { client }
+        Link {
+            client,
+            read_index_conns: IdleConns::default(),
+        }
     }
 }
 
@@ -71,17 +79,24 @@ impl LeaderLink for Link {
     }
 
     async fn read_index(&self, leader: &NodeInfo) -> Result<u64, StorageError> {
-        let answer: Result<u64, String> = self
-            .client
+        let addr = &leader.cluster_addr;
+        let mut conn = self
+            .read_index_conns
+            .take(addr)
+            .unwrap_or_else(|| self.client.conn(addr));
+        // A read-index request changes nothing, so `post` may send it again.
+        let answer: Result<Result<u64, String>, _> = conn
             .post(
-                &leader.cluster_addr,
                 READ_INDEX_PATH,
-                &(),
+                "application/json",
+                b"null".to_vec(),
                 Duration::from_secs(5),
             )
-            .await
-            .map_err(unavailable)?;
-        answer.map_err(StorageError::Unavailable)
+            .await;
+        self.read_index_conns.put(conn);
+        answer
+            .map_err(unavailable)?
+            .map_err(StorageError::Unavailable)
     }
 }
 

@@ -71,6 +71,10 @@ impl PeerConn {
     /// POST `body` of `content_type` to `path` and read the JSON answer,
     /// all within `timeout`. A connection that failed or timed out is
     /// dropped (its state is unknown); the next call opens a new one.
+    ///
+    /// Only for requests that may be sent twice (appends, read-index): a
+    /// reused connection that ends before the answer is retried once on a
+    /// fresh one, and the peer may have served the first.
     pub async fn post<Resp: DeserializeOwned>(
         &mut self,
         path: &str,
@@ -90,8 +94,7 @@ impl PeerConn {
             match first {
                 Ok(done) => Ok(done),
                 // A fresh connection, once: a reused one can meet the peer's
-                // close between the check and the request. Appends are
-                // idempotent, so sending again is safe.
+                // close between the check and the request.
                 Err(None) => {
                     let live = self.connect().await?;
                     self.exchange(live, path, content_type, body)
