@@ -66,7 +66,7 @@ impl PeerClient {
             // Below the listener's 30 s idle close (`listener::serve_connection`),
             // so this side drops an idle connection before the peer does and a
             // request never races the peer's close.
-            .pool_idle_timeout(Duration::from_secs(20))
+            .pool_idle_timeout(peer_conn::IDLE_TIMEOUT)
             .tcp_nodelay(true);
         let (builder, scheme, connector) = match tls {
             Some(files) => (

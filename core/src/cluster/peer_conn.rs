@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -119,7 +119,7 @@ impl PeerConn {
         // Poll the idle connection once: a peer's close shows as its end.
         let mut cx = Context::from_waker(Waker::noop());
         match live.driver.as_mut().poll(&mut cx) {
-            Poll::Pending if !live.sender.is_closed() => Some(live),
+            Poll::Pending if live.sender.is_ready() => Some(live),
             _ => None,
         }
     }
@@ -159,8 +159,13 @@ impl PeerConn {
                 biased;
                 done = &mut round_trip => (done, false),
                 // The connection ended (a peer that closes after answering,
-                // or a reset): the answer may have come before the end.
-                _ = live.driver.as_mut() => (round_trip.await, true),
+                // or a reset): the answer may have come before the end. The
+                // connection is dropped first, so a request it never took
+                // fails at once as canceled instead of waiting for the timeout.
+                _ = live.driver.as_mut() => {
+                    live.driver = Box::pin(std::future::pending());
+                    (round_trip.await, true)
+                }
             }
         };
         match outcome {
@@ -220,34 +225,53 @@ impl PeerConn {
 
 /// Most idle connections kept per peer.
 const MAX_IDLE_PER_PEER: usize = 4;
+/// Idle connections older than this are closed rather than reused: below
+/// the listener's 30 s idle close (`listener::serve_connection`), so a kept
+/// connection is seldom one the peer is closing.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Open connections not in use, by peer address. openraft 0.9 makes a new
 /// network client for every read-index heartbeat (`RaftCore::
 /// handle_check_is_leader_request`); each would otherwise open, and
 /// TLS-handshake, a connection of its own.
 #[derive(Clone, Default)]
-pub struct IdleConns(Arc<Mutex<HashMap<String, Vec<PeerConn>>>>);
+pub struct IdleConns(Arc<Mutex<IdleMap>>);
+
+/// Per peer address: idle connections with the time each was put back.
+type IdleMap = HashMap<String, Vec<(Instant, PeerConn)>>;
 
 impl IdleConns {
-    /// An idle connection to `addr`, if one is kept.
+    /// A recently used idle connection to `addr`, if one is kept.
     pub fn take(&self, addr: &str) -> Option<PeerConn> {
-        self.lock().get_mut(addr)?.pop()
+        let mut idle = self.lock();
+        let kept = idle.get_mut(addr)?;
+        let conn = kept.pop().map(|(_, conn)| conn);
+        if kept.is_empty() {
+            idle.remove(addr);
+        }
+        conn
     }
 
     /// Keep `conn` for the next client of its peer, if it is open and
-    /// there is room.
+    /// there is room; close those idle for longer than [`IDLE_TIMEOUT`]
+    /// (peers that left, leaders that stepped down).
     pub fn put(&self, mut conn: PeerConn) {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        idle.retain(|_, kept| {
+            kept.retain(|(since, _)| now.duration_since(*since) < IDLE_TIMEOUT);
+            !kept.is_empty()
+        });
         if !conn.is_open() {
             return;
         }
-        let mut idle = self.lock();
         let kept = idle.entry(conn.addr.clone()).or_default();
         if kept.len() < MAX_IDLE_PER_PEER {
-            kept.push(conn);
+            kept.push((now, conn));
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<PeerConn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleMap> {
         match self.0.lock() {
             Ok(g) => g,
             // A map of idle connections stays usable after a panic.
@@ -272,11 +296,30 @@ fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_owned()).map_err(|e| format!("bad peer address {addr:?}: {e}"))
 }
 
-/// Whether hyper failed because the connection closed before an answer
-/// (the peer closed an idle keep-alive connection as the request went out).
+/// Whether the connection closed under the request, rather than the peer
+/// answering badly: the peer closed an idle keep-alive connection as the
+/// request went out (a FIN, or a reset when the request was already in its
+/// buffer, or a broken pipe while a large body was still being written).
 fn is_closed(err: &(dyn std::error::Error + 'static)) -> bool {
-    err.downcast_ref::<hyper::Error>()
-        .is_some_and(|e| e.is_canceled() || e.is_incomplete_message() || e.is_closed())
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_canceled() || h.is_incomplete_message() || h.is_closed() {
+                return true;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The connector for peer TLS from this node's client configuration.
@@ -296,6 +339,15 @@ mod tests {
     /// never to `/hang`; it counts the connections it accepted and, unless
     /// `keep_alive`, closes each after one answer.
     async fn peer(keep_alive: bool) -> (String, Arc<AtomicUsize>) {
+        peer_closing_idle(keep_alive, None).await
+    }
+
+    /// As [`peer`]; with `idle_close`, a connection idle that long is closed
+    /// (as the cluster listener's header-read timeout does).
+    async fn peer_closing_idle(
+        keep_alive: bool,
+        idle_close: Option<Duration>,
+    ) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -320,10 +372,14 @@ mod tests {
                         *resp.status_mut() = status;
                         Ok::<_, hyper::Error>(resp)
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(keep_alive)
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder.keep_alive(keep_alive);
+                    if let Some(idle) = idle_close {
+                        builder
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(idle);
+                    }
+                    let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
                 });
             }
         });
@@ -361,6 +417,26 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(got.n, n);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_while_idle_is_replaced_at_once() {
+        let (addr, accepted) = peer_closing_idle(true, Some(Duration::from_millis(50))).await;
+        let mut conn = PeerConn::new(addr, None);
+        for n in 1..=3 {
+            let started = std::time::Instant::now();
+            let got: Count = conn
+                .post("/a", "application/json", vec![1; n], SECOND)
+                .await
+                .unwrap();
+            assert_eq!(got.n, n);
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "waited for the timeout"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
