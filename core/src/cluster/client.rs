@@ -69,11 +69,15 @@ impl PeerClient {
             .pool_idle_timeout(peer_conn::IDLE_TIMEOUT)
             .tcp_nodelay(true);
         let (builder, scheme, connector) = match tls {
-            Some(files) => (
-                builder.use_preconfigured_tls(files.client_config()?),
-                "https",
-                Some(peer_conn::connector(files.client_config()?)),
-            ),
+            Some(files) => {
+                // Read the files once; the pool and the owned connections share it.
+                let config = files.client_config()?;
+                (
+                    builder.use_preconfigured_tls(config.clone()),
+                    "https",
+                    Some(peer_conn::connector(config)),
+                )
+            }
             None => (builder, "http", None),
         };
         let http = builder

@@ -41,7 +41,8 @@ impl Network {
 /// the shared pool.
 pub struct PeerConnection {
     client: PeerClient,
-    appends: PeerConn,
+    /// Taken only when this client is dropped.
+    appends: Option<PeerConn>,
     /// Where `appends` goes back to when this client is dropped.
     idle: IdleConns,
     target: u64,
@@ -50,8 +51,9 @@ pub struct PeerConnection {
 
 impl Drop for PeerConnection {
     fn drop(&mut self) {
-        let conn = std::mem::replace(&mut self.appends, self.client.conn(&self.addr));
-        self.idle.put(conn);
+        if let Some(conn) = self.appends.take() {
+            self.idle.put(conn);
+        }
     }
 }
 
@@ -61,10 +63,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: u64, node: &NodeInfo) -> PeerConnection {
         PeerConnection {
             client: self.client.clone(),
-            appends: self
-                .idle
-                .take(&node.cluster_addr)
-                .unwrap_or_else(|| self.client.conn(&node.cluster_addr)),
+            appends: Some(
+                self.idle
+                    .take(&node.cluster_addr)
+                    .unwrap_or_else(|| self.client.conn(&node.cluster_addr)),
+            ),
             idle: self.idle.clone(),
             target,
             addr: node.cluster_addr.clone(),
@@ -121,8 +124,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         // Entries travel in the log's binary form (see `codec`), not JSON.
         let body =
             codec::encode_append(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let (client, addr) = (&self.client, &self.addr);
         let answer = self
             .appends
+            .get_or_insert_with(|| client.conn(addr))
             .post(
                 APPEND_PATH,
                 codec::APPEND_CONTENT_TYPE,

@@ -393,16 +393,21 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
+    /// POST `n` bytes; the count the peer answers.
+    async fn post_count(conn: &mut PeerConn, n: usize) -> usize {
+        let got: Count = conn
+            .post("/a", "application/json", vec![7; n], SECOND)
+            .await
+            .unwrap();
+        got.n
+    }
+
     #[tokio::test]
     async fn requests_share_one_connection_and_get_their_answers() {
         let (addr, accepted) = peer(true).await;
         let mut conn = PeerConn::new(addr, None);
         for n in [0, 3, 70_000] {
-            let got: Count = conn
-                .post("/a", "application/octet-stream", vec![7; n], SECOND)
-                .await
-                .unwrap();
-            assert_eq!(got.n, n);
+            assert_eq!(post_count(&mut conn, n).await, n);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -412,11 +417,7 @@ mod tests {
         let (addr, accepted) = peer(false).await;
         let mut conn = PeerConn::new(addr, None);
         for n in 1..=3 {
-            let got: Count = conn
-                .post("/a", "application/json", vec![1; n], SECOND)
-                .await
-                .unwrap();
-            assert_eq!(got.n, n);
+            assert_eq!(post_count(&mut conn, n).await, n);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
@@ -427,11 +428,7 @@ mod tests {
         let mut conn = PeerConn::new(addr, None);
         for n in 1..=3 {
             let started = std::time::Instant::now();
-            let got: Count = conn
-                .post("/a", "application/json", vec![1; n], SECOND)
-                .await
-                .unwrap();
-            assert_eq!(got.n, n);
+            assert_eq!(post_count(&mut conn, n).await, n);
             assert!(
                 started.elapsed() < Duration::from_millis(500),
                 "waited for the timeout"
@@ -452,11 +449,7 @@ mod tests {
             let mut conn = idle
                 .take(&addr)
                 .unwrap_or_else(|| PeerConn::new(addr.clone(), None));
-            let got: Count = conn
-                .post("/a", "application/json", vec![1], SECOND)
-                .await
-                .unwrap();
-            assert_eq!(got.n, 1);
+            assert_eq!(post_count(&mut conn, 1).await, 1);
             idle.put(conn);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -486,11 +479,7 @@ mod tests {
             "{hung:?}"
         );
         // The connection left in an unknown state is not used again.
-        let got: Count = conn
-            .post("/a", "application/json", vec![1], SECOND)
-            .await
-            .unwrap();
-        assert_eq!(got.n, 1);
+        assert_eq!(post_count(&mut conn, 1).await, 1);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
